@@ -1,0 +1,307 @@
+"""The one sandbox: how untrusted code is contained, for every caller.
+
+Containment, outermost first:
+* **bubblewrap** (`bwrap`, Debian package `bubblewrap`): new pid, network, ipc and uts namespaces
+  (no network at all, no view of other processes), the host file system read-only, a private
+  `/tmp`, a fresh `/dev` and `/proc`, home directories hidden (only the interpreter and the paths a
+  job needs are bound back), a cleared environment, killed with its parent.
+* **An unprivileged uid** where we start as root (CI, containers): the driver drops to
+  `SANDBOX_UID`, so `RLIMIT_NPROC` is enforced (the kernel does not enforce it for root). Without
+  root the sandbox keeps the caller's uid inside a user namespace.
+* **rlimits** per run (CPU seconds, address space, file size, open files, no core dumps), a
+  wall-clock limit enforced from outside, the run's process group killed at the end, output capped.
+* **The driver's audit hook and nonce-tagged results** (see `sandbox_driver.py`): what makes a
+  pass unforgeable.
+
+Where bubblewrap is missing or cannot start (e.g. no user namespaces), runs fall back to plain
+subprocesses with the same rlimits and audit hook, *visibly*: a warning is logged once and every
+result carries `isolation="none"`.
+
+The contract is deliberately general (`Job`: files to place, a command, an interpreter, extra
+read-only paths, limits), so that running a workspace's pytest suite on an overlay is a second way
+to fill the same sandbox, not a second sandbox. The fast path for `code + tests` is `ForkServer`:
+one warm driver inside one bwrap, forking a child per run.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import sandbox_driver
+
+log = logging.getLogger(__name__)
+
+DRIVER = Path(sandbox_driver.__file__).resolve()
+SANDBOX_UID = 64917  # unprivileged, used only by coedit sandboxes (when started as root)
+NPROC_LIMIT = 256  # processes the sandbox uid may hold at once: bounds a fork bomb
+GRACE_S = 2.0  # how long past its wall limit the supervisor waits before killing the sandbox
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_s: float = 10.0  # wall-clock seconds for one run
+    cpu_s: float | None = None  # CPU seconds; default: wall_s + 1
+    mem_mb: int = 1024  # address space
+    out_bytes: int = 65536  # stdout+stderr kept; the rest is counted and dropped
+
+    def for_driver(self) -> dict:
+        cpu = self.cpu_s if self.cpu_s is not None else self.wall_s + 1
+        return {"wall_s": self.wall_s, "cpu_s": cpu, "mem_mb": self.mem_mb, "out_bytes": self.out_bytes}
+
+
+@dataclass
+class Job:
+    """One contained process: `files` (relative path -> bytes) are placed in a fresh working
+    directory, `argv` runs there (argv[0] resolved with `interpreter` when it is "python"),
+    `ro_paths` are made visible read-only (e.g. a workspace or a virtualenv), `stdin` is fed."""
+    argv: list[str]
+    files: dict[str, bytes] = field(default_factory=dict)
+    interpreter: str = sys.executable
+    ro_paths: list[str] = field(default_factory=list)
+    stdin: bytes = b""
+    limits: Limits = field(default_factory=Limits)
+    env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
+    drop_uid: bool = True
+
+
+@dataclass
+class JobResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    wall_s: float
+    isolation: str
+    workdir_files: dict[str, bytes] = field(default_factory=dict)  # files the job left, if asked
+
+
+def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None) -> list[str]:
+    """bwrap arguments that give the contained process exactly the view described above."""
+    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
+            "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+    hidden = sorted({str(Path(h).resolve()) for h in ("/root", os.path.expanduser("~")) if h and os.path.isdir(h)})
+    for h in hidden:
+        args += ["--perms", "0755", "--tmpfs", h]
+    made: set[str] = set()
+    for p in sorted({str(Path(p).resolve()) for p in ro_paths}):
+        home = next((h for h in hidden if p == h or p.startswith(h + "/")), None)
+        if home is None:
+            continue  # already visible through the read-only root
+        parent = Path(p).parent
+        for d in reversed([parent, *parent.parents]):  # bwrap makes parents 0700 unless told
+            if str(d).startswith(home + "/") and str(d) not in made:
+                args += ["--perms", "0755", "--dir", str(d)]
+                made.add(str(d))
+        args += ["--ro-bind", p, p]
+    if workdir:
+        args += ["--bind", workdir, "/tmp/work", "--chdir", "/tmp/work"]
+    else:
+        args += ["--chdir", "/tmp"]
+    if as_root:  # needed to switch to SANDBOX_UID; the driver drops them at once
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return args
+
+
+def _interpreter_paths(interpreter: str) -> list[str]:
+    """Directories an interpreter needs to start: its prefix and its base prefix."""
+    real = os.path.realpath(interpreter)
+    paths = [str(Path(real).parent.parent)]
+    if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
+        paths += [sys.prefix, sys.base_prefix]
+    return paths
+
+
+@functools.lru_cache(maxsize=None)
+def isolation() -> str:
+    """"bwrap" when bubblewrap works here, else "none" (with a warning, once)."""
+    if shutil.which("bwrap"):
+        probe = _bwrap_prefix(_interpreter_paths(sys.executable), os.getuid() == 0, None)
+        try:
+            r = subprocess.run([*probe, os.path.realpath(sys.executable), "-I", "-S", "-c", "pass"],
+                               capture_output=True, timeout=30)
+            if r.returncode == 0:
+                return "bwrap"
+            why = r.stderr.decode(errors="replace").strip()[:200]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why = str(e)
+    else:
+        why = "bwrap not found (install the Debian package 'bubblewrap')"
+    log.warning("coedit sandbox: running WITHOUT namespace isolation: %s", why)
+    return "none"
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp"}
+    return {**base, **extra}
+
+
+def _wrap(argv: list[str], ro_paths: list[str], workdir: str | None, env: dict[str, str]) -> tuple[list[str], dict, str]:
+    """The full command line for `argv` under the current isolation, its env, and that isolation."""
+    iso = isolation()
+    if iso == "bwrap":
+        prefix = _bwrap_prefix(ro_paths, os.getuid() == 0, workdir)
+        prefix += ["--clearenv"] + [a for k, v in env.items() for a in ("--setenv", k, v)]
+        return [*prefix, *argv], {}, iso
+    return argv, env, iso
+
+
+def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
+    """Run `job` in a fresh sandboxed process; `collect` names files to read back afterwards."""
+    interp = os.path.realpath(job.interpreter)
+    argv = [interp if a == "python" else a for a in job.argv]
+    with tempfile.TemporaryDirectory(prefix="coedit-job-") as work:
+        for rel, data in job.files.items():
+            dest = Path(work, rel).resolve()
+            if not str(dest).startswith(str(Path(work).resolve()) + os.sep):
+                raise ValueError(f"job file escapes the working directory: {rel}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        os.chmod(work, 0o777)  # the sandbox uid writes here
+        for dirpath, dirs, files in os.walk(work):
+            for name in dirs + files:
+                os.chmod(os.path.join(dirpath, name), 0o777 if name in dirs else 0o666)
+        ro = [*_interpreter_paths(interp), str(DRIVER.parent), *job.ro_paths]
+        cmd, env, iso = _wrap(argv, ro, work, _env(job.env))
+        if iso == "none":
+            env = {**env, "HOME": work, "TMPDIR": work}
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=work, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
+                                preexec_fn=_limits_preexec(job.limits) if iso == "none" else None)
+        try:
+            out, err = proc.communicate(job.stdin, timeout=job.limits.wall_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, err = proc.communicate()
+            timed_out = True
+        _kill_group(proc)
+        keep = job.limits.out_bytes
+        files = {name: Path(work, name).read_bytes() for name in collect if Path(work, name).is_file()}
+        return JobResult(None if timed_out else proc.returncode, out[:keep].decode("utf-8", "replace"),
+                         err[:keep].decode("utf-8", "replace"), timed_out, time.monotonic() - start, iso, files)
+
+
+def _limits_preexec(limits: Limits):
+    def apply() -> None:
+        sandbox_driver.set_limits(limits.for_driver())
+    return apply
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def driver_argv(interpreter: str, mode: str) -> list[str]:
+    argv = [os.path.realpath(interpreter), "-I", "-S", str(DRIVER), mode]
+    if os.getuid() == 0 and isolation() == "bwrap":
+        argv += ["--uid", str(SANDBOX_UID), "--nproc", str(NPROC_LIMIT)]
+    return argv
+
+
+def run_fresh(request: dict, limits: Limits) -> dict:
+    """One `code + tests` run in a brand-new sandboxed interpreter (the fallback and the baseline)."""
+    nonce = os.urandom(16).hex()
+    read_fd, write_fd = os.pipe()
+    try:
+        argv = [*driver_argv(sys.executable, "--once"), "--results-fd", str(write_fd)]
+        job = Job(argv, stdin=json.dumps({**request, "nonce": nonce, "limits": limits.for_driver()}).encode(), limits=limits, pass_fds=(write_fd,))
+        result = run_job(job)
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    return {"records": sandbox_driver.parse_records(data, nonce), "output": result.stdout + result.stderr,
+            "output_dropped": 0, "timed_out": result.timed_out, "exit_code": result.returncode,
+            "wall_s": result.wall_s, "isolation": result.isolation}
+
+
+class ForkServer:
+    """A warm driver inside one sandbox, forking a child per run (milliseconds per run).
+
+    Thread-safe (one run at a time per server); restarts itself if the server dies or stops
+    answering. Use one per worker process for parallel verification.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.isolation = isolation()
+
+    def _start(self) -> None:
+        argv = driver_argv(sys.executable, "--serve")
+        cmd, env, iso = _wrap(argv, [*_interpreter_paths(sys.executable), str(DRIVER.parent)], None, _env({}))
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      env=env or None, start_new_session=True)
+        hello = self._read(timeout=30)
+        if not hello or not hello.get("ready"):
+            self.close()
+            raise RuntimeError("coedit sandbox: the fork server did not start")
+
+    def _read(self, timeout: float) -> dict | None:
+        assert self._proc and self._proc.stdout
+        fd, buf, deadline = self._proc.stdout.fileno(), b"", time.monotonic() + timeout
+        need = 4
+        while len(buf) < need:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, need - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+            if need == 4 and len(buf) == 4:
+                need = 4 + struct.unpack(">I", buf)[0]
+        return json.loads(buf[4:])
+
+    def run(self, request: dict, limits: Limits) -> dict:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._proc and self._proc.stdin
+            try:
+                sandbox_driver.write_frame(self._proc.stdin.fileno(), {**request, "limits": limits.for_driver()})
+                resp = self._read(timeout=limits.wall_s + GRACE_S)
+            except OSError:
+                resp = None
+            if resp is not None and "error" not in resp:
+                return {**resp, "isolation": self.isolation}
+            self.close()  # dead, hung or broken: the next run starts a fresh server
+            why = resp["error"] if resp else "no answer from the fork server"
+            return {"records": [], "output": "", "output_dropped": 0, "timed_out": resp is None,
+                    "exit_code": None, "wall_s": limits.wall_s, "isolation": self.isolation,
+                    "infra_error": f"sandbox failed: {why}"}
+
+    def close(self) -> None:
+        if self._proc is not None:
+            _kill_group(self._proc)
+            self._proc.wait()
+            for f in (self._proc.stdin, self._proc.stdout):
+                if f:
+                    f.close()
+            self._proc = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,85 @@
+"""The editor state: the code as numbered lines, how commands change it, and how it is rendered.
+
+The rendering is the paper's tool state, and exactly what the model sees each turn:
+
+    L 1 def add(a, b):
+    L 2     return a - b
+    ***
+    <verifier feedback>
+
+`L <n> <line>` per line (no padding, no cursor; an empty line renders as `L <n>`), a line of
+`***`, then the feedback. Budgets keep one observation bounded whatever the code does: a code line
+is cut at `LINE_BUDGET` characters and the feedback at `FEEDBACK_BUDGET`, each marked with `…`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .commands import Command
+
+LINE_BUDGET = 300  # characters of one code line shown to the model
+FEEDBACK_BUDGET = 1000  # characters of verifier feedback shown to the model
+SEPARATOR = "***"
+
+
+@dataclass(frozen=True)
+class ApplyError:
+    message: str  # shown to the model; the state is left unchanged
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class EditorState:
+    lines: tuple[str, ...]
+    trailing_newline: bool = False  # kept so that to_code() gives back what from_code() got
+
+    @classmethod
+    def from_code(cls, code: str) -> "EditorState":
+        code = code.replace("\r\n", "\n")
+        trailing = code.endswith("\n")
+        if trailing:
+            code = code[:-1]
+        return cls(tuple(code.split("\n")) if code else (), trailing)
+
+    def to_code(self) -> str:
+        return "\n".join(self.lines) + ("\n" if self.trailing_newline and self.lines else "")
+
+    def apply(self, cmd: Command) -> "EditorState | ApplyError":
+        """The state after `cmd`, or an error that names what was wrong; never a partial edit."""
+        n, count = cmd.line, len(self.lines)
+        if cmd.op == "EXIT":
+            return self
+        if "\n" in cmd.text or "\r" in cmd.text:
+            return ApplyError("The new text must be a single line.")
+        if cmd.op == "ADDL":
+            if not 1 <= n <= count + 1:
+                return ApplyError(f"ADDL {n}: line must be between 1 and {count + 1}.")
+            return self._with(self.lines[: n - 1] + (cmd.text,) + self.lines[n - 1 :])
+        if not 1 <= n <= count:
+            what = "the code is empty" if count == 0 else f"the code has lines 1-{count}"
+            return ApplyError(f"{cmd.op} {n}: no such line ({what}).")
+        if cmd.op == "DELL":
+            return self._with(self.lines[: n - 1] + self.lines[n:])
+        if cmd.op == "REPL":
+            new_line = cmd.text
+        else:  # REPW
+            line = self.lines[n - 1]
+            if cmd.old not in line:
+                return ApplyError(f"REPW {n}: {_clip(cmd.old, 60)!r} is not on line {n}.")
+            new_line = line.replace(cmd.old, cmd.text)
+        return self._with(self.lines[: n - 1] + (new_line,) + self.lines[n:])
+
+    def _with(self, lines: tuple[str, ...]) -> "EditorState":
+        return EditorState(lines, self.trailing_newline)
+
+    def render(self, feedback: str) -> str:
+        """The observation: numbered lines, `***`, then the (budgeted) feedback."""
+        shown = [f"L {i} {_clip(line, LINE_BUDGET)}" if line else f"L {i}"
+                 for i, line in enumerate(self.lines, 1)]
+        return "\n".join([*shown, SEPARATOR, _clip(feedback.strip("\n"), FEEDBACK_BUDGET)])
+
+
+def _clip(text: str, budget: int) -> str:
+    return text if len(text) <= budget else text[: budget - 1] + "…"

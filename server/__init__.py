@@ -1,0 +1,1 @@
+"""server: see its issue; not built yet."""

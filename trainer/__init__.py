@@ -1,0 +1,1 @@
+"""trainer: see its issue; not built yet."""

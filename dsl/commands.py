@@ -152,13 +152,20 @@ def _replace_line(n: int, old: str, new: str) -> Command:
     spans = [op for op in sm.get_opcodes() if op[0] != "equal"]
     if len(spans) == 1:
         _, i1, i2, j1, j2 = spans[0]
-        # widen to whole identifier/number tokens so the edit reads like a person's
-        while i1 > 0 and j1 > 0 and old[i1 - 1].isalnum() and old[i1 - 1] == new[j1 - 1]:
+        # widen to whole tokens (`!=` not `!`, `count` not `unt`) so edits read like a person's
+        kind = _char_kind(old[i1] if i1 < i2 else new[j1])
+        while i1 > 0 and j1 > 0 and old[i1 - 1] == new[j1 - 1] and _char_kind(old[i1 - 1]) == kind != "":
             i1, j1 = i1 - 1, j1 - 1
-        while i2 < len(old) and j2 < len(new) and old[i2].isalnum() and old[i2] == new[j2]:
+        while i2 < len(old) and j2 < len(new) and old[i2] == new[j2] and _char_kind(old[i2]) == kind != "":
             i2, j2 = i2 + 1, j2 + 1
         piece, repl = old[i1:i2], new[j1:j2]
         if (piece and old.count(piece) == 1 and ">>>" not in piece and piece.strip()
                 and old.replace(piece, repl) == new):
             return Command("REPW", n, repl, piece)
     return Command("REPL", n, new)
+
+
+def _char_kind(c: str) -> str:
+    if c.isalnum() or c == "_":
+        return "word"
+    return "op" if c in "=!<>+-*/%&|^~" else ""

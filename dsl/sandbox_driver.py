@@ -137,6 +137,12 @@ def run_child(req, results_fd, nonce):
             s = "<unprintable>"
         return s if len_(s) <= limit else s[: limit - 1] + "\u2026"
 
+    def shown(value):
+        try:
+            return repr_(value)
+        except BaseException_:
+            return "<unprintable>"
+
     def emit(*fields):
         write(results_fd, tag + encode(repr_(fields), "utf-8", "replace") + b"\n")
 
@@ -195,7 +201,7 @@ def run_child(req, results_fd, nonce):
                 left = eval_(a, g)
                 right = eval_(b, g)
                 if not (left == right):
-                    got, expected = text(left), text(right)
+                    got, expected = text(shown(left)), text(shown(right))
                     raise AssertionError_(got + " != " + expected)
             elif kind == "call":
                 fn()

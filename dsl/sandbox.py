@@ -258,6 +258,7 @@ class ForkServer:
             raise RuntimeError("coedit sandbox: the fork server did not start")
 
     def _read(self, timeout: float) -> dict | None:
+        """One frame from the server, or None if it does not come within `timeout`."""
         assert self._proc and self._proc.stdout
         fd, buf, deadline = self._proc.stdout.fileno(), b"", time.monotonic() + timeout
         need = 4
@@ -265,13 +266,13 @@ class ForkServer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return None
-            chunk = os.read(fd, need - len(buf))
+            chunk = os.read(fd, max(65536, need - len(buf)))
             if not chunk:
                 return None
             buf += chunk
-            if need == 4 and len(buf) == 4:
-                need = 4 + struct.unpack(">I", buf)[0]
-        return json.loads(buf[4:])
+            if need == 4 and len(buf) >= 4:
+                need = 4 + struct.unpack(">I", buf[:4])[0]
+        return json.loads(buf[4:need])
 
     def run(self, request: dict, limits: Limits) -> dict:
         with self._lock:

@@ -112,7 +112,7 @@ def _compile_plan(req):
     return out
 
 
-def run_child(req, results_fd, nonce):
+def run_child(req, results_fd, nonce, done_fd=-1):
     """Run `req['code']` then its test plan, writing nonce-tagged records to `results_fd`.
 
     Never returns: ends with os._exit so no user finalizer or atexit hook runs after the last
@@ -120,11 +120,12 @@ def run_child(req, results_fd, nonce):
     every name used once user code has started is a local bound here first.
     """
     write, exit_, repr_, type_, len_, isinstance_ = os.write, os._exit, repr, type, len, isinstance
+    getattr_ = getattr
     str_, int_, range_, exec_, eval_ = str, int, range, exec, eval
     BaseException_, AssertionError_, NameError_ = BaseException, AssertionError, NameError
     encode, decode, dict_get = str.encode, bytes.decode, dict.get
     type_name = type.__dict__["__name__"].__get__
-    exc_info = sys.exc_info
+    exc_info, sys_ = sys.exc_info, sys
     code_offset, test_offset = CODE_LINE_OFFSET, TEST_LINE_OFFSET
     tag = nonce.encode() + b" "
 
@@ -142,6 +143,15 @@ def run_child(req, results_fd, nonce):
             return repr_(value)
         except BaseException_:
             return "<unprintable>"
+
+    def flush_output():
+        # user prints sit in sys.stdout's buffer, and os._exit does not flush; the streams may be
+        # user objects by now, which is fine: this only affects what output is shown
+        for stream in ("stdout", "stderr"):
+            try:
+                getattr_(sys_, stream).flush()
+            except BaseException_:
+                pass
 
     def emit(*fields):
         write(results_fd, tag + encode(repr_(fields), "utf-8", "replace") + b"\n")
@@ -166,7 +176,7 @@ def run_child(req, results_fd, nonce):
     except SyntaxError as e:
         emit("code", "syntax", "SyntaxError", text(e.msg or ""), int_(e.lineno or 0), int_(e.offset or 0))
         emit("end")
-        exit_(0)
+        exit_(0)  # no done byte: the server sees the exit
     except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, absurd nesting
         emit("code", "syntax", text(type_name(type_(e))), text(str_(e)), 0, 0)
         emit("end")
@@ -215,7 +225,10 @@ def run_child(req, results_fd, nonce):
             emit(where, i, status, etype, msg, user_line, got, expected)
             continue
         emit(where, i, "pass", "", "", 0, "", "")
+    flush_output()
     emit("end")
+    if done_fd >= 0:
+        write(done_fd, b".")
     exit_(0)
 
 
@@ -247,12 +260,14 @@ def set_limits(limits):
             pass
 
 
-def _read_frame(fd):
+def _read_frame(fd, raw=False):
     head = _read_exact(fd, 4)
     if head is None:
         return None
     body = _read_exact(fd, struct.unpack(">I", head)[0])
-    return None if body is None else json.loads(body)
+    if body is None:
+        return None
+    return (json.loads(body), body) if raw else json.loads(body)
 
 
 def _read_exact(fd, n):
@@ -266,79 +281,138 @@ def _read_exact(fd, n):
 
 
 def write_frame(fd, obj):
-    body = json.dumps(obj).encode()
+    body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
     view = memoryview(struct.pack(">I", len(body)) + body)
     while view:
         view = view[os.write(fd, view):]
 
 
-def serve_one(req):
-    """Fork a child for `req`, supervise it, and return the response dict."""
-    limits = req["limits"]
-    nonce = os.urandom(16).hex()
-    workdir = tempfile.mkdtemp(prefix="run-")
-    out_r, out_w = os.pipe()
-    res_r, res_w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # child
+class Spare:
+    """A child forked and set up ahead of time, blocked until its request arrives.
+
+    Forking costs about a millisecond; doing it while the caller is busy with the previous
+    result keeps it off the latency of a run.
+    """
+
+    def __init__(self):
+        self.nonce = os.urandom(16).hex()
+        self.workdir = tempfile.mkdtemp(prefix="run-")
+        req_r, self.req_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.done_r, done_w = os.pipe()
+        # records go to an unlinked file (no wake-up per record, no pipe-buffer limit); the child
+        # writes one byte to `done` after the last record
+        self.res_fd, path = tempfile.mkstemp(prefix="records-")
+        os.unlink(path)
+        self.pid = os.fork()
+        if self.pid == 0:  # child
+            try:
+                os.setpgid(0, 0)
+                os.chdir(self.workdir)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(out_w, 1)
+                os.dup2(out_w, 2)
+                keep = sorted((req_r, self.res_fd, done_w))
+                os.closerange(3, keep[0])
+                os.closerange(keep[0] + 1, keep[1])
+                os.closerange(keep[1] + 1, keep[2])
+                os.closerange(keep[2] + 1, 1 << 16)
+                req = _read_frame(req_r)
+                if req is not None:
+                    os.close(req_r)
+                    set_limits(req["limits"])
+                    run_child(req, self.res_fd, self.nonce, done_w)
+            finally:
+                os._exit(70)
+        for fd in (req_r, out_w, done_w):
+            os.close(fd)
+
+    def run(self, req, body):
+        """Hand the request (and its encoded `body`) over and collect the results; the child is
+        reaped by `finish`."""
+        start = time.monotonic()
+        write_frame(self.req_w, body)
+        os.close(self.req_w)
+        self.req_w = -1
+        return collect(self.pid, self.out_r, self.done_r, self.res_fd, start, req["limits"], self.nonce)
+
+    def finish(self):
+        """Kill what the run left (its whole process group), reap it, remove its directory."""
         try:
-            os.setpgid(0, 0)
-            os.chdir(workdir)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(out_w, 2)
-            os.closerange(3, res_w)
-            os.closerange(res_w + 1, 1 << 16)
-            set_limits(limits)
-            run_child(req, res_w, nonce)
-        finally:
-            os._exit(70)
-    os.close(out_w)
-    os.close(res_w)
-    response = collect(pid, out_r, res_r, start, limits, nonce)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return response
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        for fd in (self.out_r, self.done_r, self.res_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def discard(self):
+        if self.req_w >= 0:
+            os.close(self.req_w)  # the child reads EOF and exits
+        self.finish()
 
 
-def collect(pid, out_r, res_r, start, limits, nonce):
-    """Read output and records until both pipes close or the wall clock runs out; reap."""
+def collect(pid, out_r, done_r, res_fd, start, limits, nonce):
+    """Wait for the driver's `end` record, the child's exit, or the wall clock, capturing output.
+    Answering at `end` keeps process teardown off the caller's latency."""
     deadline = start + float(limits["wall_s"])
-    out, res, dropped, timed_out = bytearray(), bytearray(), 0, False
-    open_fds = {out_r, res_r}
-    while open_fds:
+    out, dropped, timed_out = bytearray(), 0, False
+    end_mark = (nonce + " ('end',)\n").encode()
+    open_fds = [out_r, done_r]
+
+    def ended():
+        size = os.fstat(res_fd).st_size
+        return size >= len(end_mark) and os.pread(res_fd, len(end_mark), size - len(end_mark)) == end_mark
+
+    while done_r in open_fds:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select(list(open_fds), [], [], left)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
+        ready, _, _ = select.select(open_fds, [], [], left)
+        if out_r in ready:
+            chunk = os.read(out_r, 65536)
             if not chunk:
-                open_fds.discard(fd)
-                os.close(fd)
-            elif fd == out_r:
-                keep = max(0, int(limits["out_bytes"]) - len(out))
-                out += chunk[:keep]
-                dropped += len(chunk) - min(len(chunk), keep)
-            elif len(res) < RECORD_BUDGET:
-                res += chunk
-    try:
-        os.killpg(pid, signal.SIGKILL)  # whatever it left behind, and itself on timeout
-    except (ProcessLookupError, PermissionError):
-        pass
-    _, status, usage = os.wait4(pid, 0)
-    for fd in open_fds:
-        os.close(fd)
+                open_fds.remove(out_r)
+            keep = max(0, int(limits["out_bytes"]) - len(out))
+            out += chunk[:keep]
+            dropped += len(chunk) - min(len(chunk), keep)
+        if done_r in ready:
+            if not os.read(done_r, 64):
+                open_fds.remove(done_r)  # the child is gone
+            elif ended():  # user code may write to `done` early: trust only the end record
+                break
+    while out_r in open_fds and select.select([out_r], [], [], 0)[0]:  # printed before the end
+        chunk = os.read(out_r, 65536)
+        if not chunk:
+            break
+        keep = max(0, int(limits["out_bytes"]) - len(out))
+        out += chunk[:keep]
+        dropped += len(chunk) - min(len(chunk), keep)
+    exit_code = None
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if done_r not in open_fds or timed_out:  # it exited (or was killed): report how
+        _, status = os.waitpid(pid, 0)
+        exit_code = os.waitstatus_to_exitcode(status)
+    size = min(os.fstat(res_fd).st_size, RECORD_BUDGET)
     return {
-        "records": parse_records(bytes(res), nonce),
+        "records": parse_records(os.pread(res_fd, size, 0), nonce),
         "output": out.decode("utf-8", "replace"),
         "output_dropped": dropped,
         "timed_out": timed_out,
-        "exit_code": os.waitstatus_to_exitcode(status),
+        "exit_code": exit_code,
         "wall_s": time.monotonic() - start,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
     }
 
 
@@ -352,6 +426,14 @@ def drop_privileges(uid, nproc):
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
+# Imported once by the fork server so that each run finds them loaded: the modules MBPP-style code
+# imports most. The same stdlib modules the code would import itself; runs stay independent
+# because every run is a forked copy.
+PRELOAD = ("re", "math", "cmath", "collections", "heapq", "itertools", "functools", "operator",
+           "bisect", "copy", "string", "array", "datetime", "typing", "statistics", "fractions",
+           "decimal", "random")
+
+
 def main(argv):
     uid = int(argv[argv.index("--uid") + 1]) if "--uid" in argv else None
     nproc = int(argv[argv.index("--nproc") + 1]) if "--nproc" in argv else 0
@@ -362,6 +444,8 @@ def main(argv):
         os.dup2(devnull, 0)
         set_limits(req["limits"])
         run_child(req, int(argv[argv.index("--results-fd") + 1]), req["nonce"])
+    for name in PRELOAD:
+        __import__(name)
     # --serve: the protocol moves to private fds; children inherit neither
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -369,16 +453,20 @@ def main(argv):
     os.dup2(devnull, 1)
     for fd in (proto_in, proto_out):
         os.set_inheritable(fd, False)
+    spare = Spare()
     write_frame(proto_out, {"ready": True, "uid": os.getuid()})
     while True:
-        req = _read_frame(proto_in)
-        if req is None:
+        frame = _read_frame(proto_in, raw=True)
+        if frame is None:
+            spare.discard()
             return
         try:
-            resp = serve_one(req)
+            resp = spare.run(*frame)
         except Exception as e:  # keep serving; the caller sees an infrastructure error
             resp = {"error": f"{type(e).__name__}: {e}"}
         write_frame(proto_out, resp)
+        spare.finish()  # while the caller reads the response
+        spare = Spare()
 
 
 if __name__ == "__main__":

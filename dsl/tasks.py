@@ -85,11 +85,17 @@ def _task_from_row(row: object, where: str) -> Task:
 
 
 def _mbpp_task(row: dict) -> Task:
-    asserts = "\n".join(row["test_list"])
-    tests = f"{row['test_setup_code'].strip()}\n{asserts}" if row.get("test_setup_code", "").strip() else asserts
+    asserts = "\n".join(_normalize(a) for a in row["test_list"])
+    setup = _normalize(row.get("test_setup_code", "")).strip()
+    tests = f"{setup}\n{asserts}" if setup else asserts
     m = re.search(r"assert\s+(?:not\s+)?\(?\s*(?:set\()?\s*([A-Za-z_]\w*)\s*\(", row["test_list"][0])
-    code = row.get("code_normalized") or row["code"].replace("\r\n", "\n")
+    code = row.get("code_normalized") or _normalize(row["code"])
     return Task(f"mbpp/{row['task_id']}", code, tests, m.group(1) if m else None, row["text"], None, row.get("split"))
+
+
+def _normalize(text: str) -> str:
+    """As the data's `code_normalized`: LF line ends, no trailing whitespace; tabs kept."""
+    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n"))
 
 
 def load_mbpp(splits: Iterable[str] = ("test",), path: str | os.PathLike | None = None) -> list[Task]:

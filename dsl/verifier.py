@@ -1,7 +1,8 @@
 """The verifier: runs code against tests in the sandbox and says what happened, per test.
 
 A *test* is each top-level `assert` of the tests source, each top-level `check(...)` call, and
-each `test_*` function (called by the driver after the top level has run). Every other top-level
+each argument-less function whose name starts with `test` (pytest's rule; called by the driver
+after the top level has run). Every other top-level
 statement is setup, run in order; like the script `code + "\\n\\n" + tests` would, the top level stops
 at the first failing statement. The tests are counted here, from the source, before anything runs:
 code that deletes, skips or short-circuits tests cannot lower the count, so it cannot pass.
@@ -114,10 +115,10 @@ def plan_tests(tests: str) -> Plan:
             shown.append(first)
         else:
             step = {"kind": "setup", "line": start, "src": src}
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name.startswith("test"):
-                if isinstance(stmt, ast.FunctionDef) and stmt.name.startswith("test_"):
-                    step["defines"] = [stmt.name]
-                    calls.append((stmt.name, stmt.lineno))
+            # pytest's rule: functions whose name starts with "test" (test_x, test1, ...)
+            if isinstance(stmt, ast.FunctionDef) and stmt.name.startswith("test") and not stmt.args.args:
+                step["defines"] = [stmt.name]
+                calls.append((stmt.name, stmt.lineno))
             steps.append(step)
             shown.append(f"tests line {start}: {first}")
     for name, line in calls:
@@ -125,7 +126,7 @@ def plan_tests(tests: str) -> Plan:
         tests_idx.append(len(steps) - 1)
         shown.append(f"{name}()")
     if not tests_idx:
-        raise PlanError("no tests found: write top-level asserts, check(...) calls, or test_* functions")
+        raise PlanError("no tests found: write top-level asserts, check(...) calls, or test functions")
     return Plan(steps, shown, tests_idx)
 
 

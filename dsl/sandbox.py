@@ -75,7 +75,7 @@ class Job:
     limits: Limits = field(default_factory=Limits)
     env: dict[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()
-    drop_uid: bool = True
+    drop_uid: bool = True  # as root: run as SANDBOX_UID (False only for the driver, which drops it itself)
 
 
 @dataclass
@@ -118,9 +118,10 @@ def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None) -> li
 
 
 def _interpreter_paths(interpreter: str) -> list[str]:
-    """Directories an interpreter needs to start: its prefix and its base prefix."""
-    real = os.path.realpath(interpreter)
-    paths = [str(Path(real).parent.parent)]
+    """Directories an interpreter needs to start: its own prefix (a virtualenv, say) and the one
+    its executable resolves to (the base installation)."""
+    paths = [str(Path(os.path.abspath(interpreter)).parent.parent),
+             str(Path(os.path.realpath(interpreter)).parent.parent)]
     if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
         paths += [sys.prefix, sys.base_prefix]
     return paths
@@ -162,9 +163,15 @@ def _wrap(argv: list[str], ro_paths: list[str], workdir: str | None, env: dict[s
 
 
 def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
-    """Run `job` in a fresh sandboxed process; `collect` names files to read back afterwards."""
-    interp = os.path.realpath(job.interpreter)
+    """Run `job` in a fresh sandboxed process; `collect` names files to read back afterwards.
+
+    As root under bubblewrap the job goes through the driver's `--exec` mode, so it runs as
+    SANDBOX_UID with the job's rlimits, like every other sandboxed run.
+    """
+    interp = os.path.abspath(job.interpreter)  # not resolved: a virtualenv is found via its path
     argv = [interp if a == "python" else a for a in job.argv]
+    if job.drop_uid and os.getuid() == 0 and isolation() == "bwrap":
+        argv = [*driver_argv(sys.executable, "--exec"), "--limits", json.dumps(job.limits.for_driver()), "--", *argv]
     with tempfile.TemporaryDirectory(prefix="coedit-job-") as work:
         for rel, data in job.files.items():
             dest = Path(work, rel).resolve()
@@ -176,14 +183,14 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
         for dirpath, dirs, files in os.walk(work):
             for name in dirs + files:
                 os.chmod(os.path.join(dirpath, name), 0o777 if name in dirs else 0o666)
-        ro = [*_interpreter_paths(interp), str(DRIVER.parent), *job.ro_paths]
+        ro = [*_interpreter_paths(interp), *_interpreter_paths(sys.executable), str(DRIVER.parent), *job.ro_paths]
         cmd, env, iso = _wrap(argv, ro, work, _env(job.env))
         if iso == "none":
             env = {**env, "HOME": work, "TMPDIR": work}
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=work, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
-                                preexec_fn=_limits_preexec(job.limits) if iso == "none" else None)
+                                preexec_fn=_limits_preexec(job.limits) if iso == "none" or os.getuid() != 0 else None)
         try:
             out, err = proc.communicate(job.stdin, timeout=job.limits.wall_s)
             timed_out = False
@@ -224,7 +231,8 @@ def run_fresh(request: dict, limits: Limits) -> dict:
     read_fd, write_fd = os.pipe()
     try:
         argv = [*driver_argv(sys.executable, "--once"), "--results-fd", str(write_fd)]
-        job = Job(argv, stdin=json.dumps({**request, "nonce": nonce, "limits": limits.for_driver()}).encode(), limits=limits, pass_fds=(write_fd,))
+        job = Job(argv, stdin=json.dumps({**request, "nonce": nonce, "limits": limits.for_driver()}).encode(),
+                  limits=limits, pass_fds=(write_fd,), drop_uid=False)  # the driver drops it itself
         result = run_job(job)
     finally:
         os.close(write_fd)

@@ -4,6 +4,8 @@ Standard library only, started as a script (`python -I -S sandbox_driver.py --se
 so nothing from the caller's environment or site-packages is imported. `sandbox.py` starts it
 (normally under bubblewrap) and talks to it; this file never imports the `dsl` package.
 
+`--exec --limits JSON -- ARGV`: drop privileges, apply the limits, exec ARGV (a general `Job`).
+
 `--serve`: a warm fork server. It reads length-prefixed JSON requests on stdin and answers each on
 stdout. Per request it forks a child (milliseconds; the interpreter is already up), which runs the
 code and the test plan, and the server enforces the wall-clock limit, caps the output, and kills
@@ -435,9 +437,14 @@ PRELOAD = ("re", "math", "cmath", "collections", "heapq", "itertools", "functool
 
 
 def main(argv):
-    uid = int(argv[argv.index("--uid") + 1]) if "--uid" in argv else None
-    nproc = int(argv[argv.index("--nproc") + 1]) if "--nproc" in argv else 0
+    own = argv[:argv.index("--")] if "--" in argv else argv  # options before a job's own argv
+    uid = int(own[own.index("--uid") + 1]) if "--uid" in own else None
+    nproc = int(own[own.index("--nproc") + 1]) if "--nproc" in own else 0
     drop_privileges(uid, nproc)
+    if "--exec" in own:  # a general job (e.g. pytest on a workspace): same uid and limits, then exec
+        command = argv[argv.index("--") + 1:]
+        set_limits(json.loads(argv[argv.index("--limits") + 1]))
+        os.execv(command[0], command)
     if "--once" in argv:
         req = json.loads(sys.stdin.buffer.read())
         devnull = os.open(os.devnull, os.O_RDONLY)

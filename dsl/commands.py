@@ -120,15 +120,25 @@ oldtail ::= ">" | ">>"
 """
 
 
+def split_code(code: str) -> tuple[tuple[str, ...], bool]:
+    """Code as editor lines, and whether it ended with a newline. Any of \\r\\n, \\r, \\n ends a
+    line (as for Python's tokenizer); a final newline ends the last line rather than starting one."""
+    code = code.replace("\r\n", "\n").replace("\r", "\n")
+    if code.endswith("\n"):
+        return tuple(code[:-1].split("\n")), True
+    return (tuple(code.split("\n")) if code else ()), False
+
+
 def edit_script(src: str | list[str], dst: str | list[str]) -> list[Command]:
-    """Commands that turn `src` into `dst` (line lists or code), ending in EXIT.
+    """Commands that turn `src` into `dst` (line lists, or code split as the editor splits it),
+    ending in EXIT.
 
     Computed from difflib opcodes, applied bottom-up so each command's line numbers refer to the
     state it is applied to without shifting what comes before it. Replacements of equal-length
     blocks become REPL (or REPW when a single word-ish span changed); the rest DELL/ADDL.
     """
-    a = src.split("\n") if isinstance(src, str) else list(src)
-    b = dst.split("\n") if isinstance(dst, str) else list(dst)
+    a = list(split_code(src)[0]) if isinstance(src, str) else list(src)
+    b = list(split_code(dst)[0]) if isinstance(dst, str) else list(dst)
     out: list[Command] = []
     ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in reversed(ops):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .commands import Command
+from .commands import Command, split_code
 
 LINE_BUDGET = 300  # characters of one code line shown to the model
 FEEDBACK_BUDGET = 1000  # characters of verifier feedback shown to the model
@@ -37,11 +37,7 @@ class EditorState:
 
     @classmethod
     def from_code(cls, code: str) -> "EditorState":
-        code = code.replace("\r\n", "\n")
-        trailing = code.endswith("\n")
-        if trailing:
-            code = code[:-1]
-        return cls(tuple(code.split("\n")) if code else (), trailing)
+        return cls(*split_code(code))
 
     def to_code(self) -> str:
         return "\n".join(self.lines) + ("\n" if self.trailing_newline and self.lines else "")
@@ -66,6 +62,8 @@ class EditorState:
             new_line = cmd.text
         else:  # REPW
             line = self.lines[n - 1]
+            if not cmd.old:
+                return ApplyError(f"REPW {n}: the old text is empty.")
             if cmd.old not in line:
                 return ApplyError(f"REPW {n}: {_clip(cmd.old, 60)!r} is not on line {n}.")
             new_line = line.replace(cmd.old, cmd.text)

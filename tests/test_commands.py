@@ -686,12 +686,9 @@ def test_edit_script_on_code_without_trailing_newline(src, dst):
 @pytest.mark.parametrize(
     "src_code, dst_code",
     [
-        pytest.param("", "x", marks=pytest.mark.xfail(
-            strict=True, reason="dsl bug: edit_script('') treats '' as one empty line; from_code('') has none")),
-        pytest.param("a\n", "a\n\n", marks=pytest.mark.xfail(
-            strict=True, reason="dsl bug: edit_script keeps the '' after a trailing newline as a line")),
-        pytest.param("x\n", "\n", marks=pytest.mark.xfail(
-            strict=True, reason="dsl bug: edit_script keeps the '' after a trailing newline as a line")),
+        ("", "x"),  # '' has no lines (was a bug: edit_script saw one empty line)
+        ("a\n", "a\n\n"),  # a final newline ends the last line (was a bug)
+        ("x\n", "\n"),
         ("a\nb\n", "a\nc\n"),  # works: the change is away from the end
     ],
 )

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox_driver
+from . import sandbox_child, sandbox_driver
 
 log = logging.getLogger(__name__)
 
@@ -191,23 +191,51 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=work, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
                                 preexec_fn=_limits_preexec(job.limits) if iso == "none" or os.getuid() != 0 else None)
-        try:
-            out, err = proc.communicate(job.stdin, timeout=job.limits.wall_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
-            timed_out = True
+        out, err, timed_out = _communicate_capped(proc, job.stdin, job.limits.out_bytes, start + job.limits.wall_s)
         _kill_group(proc)
-        keep = job.limits.out_bytes
         files = {name: Path(work, name).read_bytes() for name in collect if Path(work, name).is_file()}
-        return JobResult(None if timed_out else proc.returncode, out[:keep].decode("utf-8", "replace"),
-                         err[:keep].decode("utf-8", "replace"), timed_out, time.monotonic() - start, iso, files)
+        return JobResult(None if timed_out else proc.returncode, out.decode("utf-8", "replace"),
+                         err.decode("utf-8", "replace"), timed_out, time.monotonic() - start, iso, files)
+
+
+def _communicate_capped(proc: subprocess.Popen, stdin: bytes, limit: int, deadline: float) -> tuple[bytes, bytes, bool]:
+    """Feed stdin, read stdout/stderr as they come, keeping at most `limit` bytes of the two
+    together (the rest is read and dropped, so a flood costs no memory here); kill at `deadline`."""
+    def feed() -> None:
+        try:
+            proc.stdin.write(stdin)
+        except OSError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    open_fds, timed_out = list(kept), False
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            _kill_group(proc)
+            break
+        for fd in select.select(open_fds, [], [], left)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.remove(fd)
+                continue
+            room = limit - sum(len(b) for b in kept.values())
+            kept[fd] += chunk[:max(0, room)]
+    proc.wait()
+    feeder.join(timeout=1)
+    return bytes(kept[proc.stdout.fileno()]), bytes(kept[proc.stderr.fileno()]), timed_out
 
 
 def _limits_preexec(limits: Limits):
     def apply() -> None:
-        sandbox_driver.set_limits(limits.for_driver())
+        sandbox_child.set_limits(limits.for_driver())
     return apply
 
 
@@ -220,8 +248,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def driver_argv(interpreter: str, mode: str) -> list[str]:
     argv = [os.path.realpath(interpreter), "-I", "-S", str(DRIVER), mode]
-    if os.getuid() == 0 and isolation() == "bwrap":
-        argv += ["--uid", str(SANDBOX_UID), "--nproc", str(NPROC_LIMIT)]
+    if isolation() == "bwrap":
+        argv.append("--pidns")  # the server may clean its own namespace between runs
+        if os.getuid() == 0:
+            argv += ["--uid", str(SANDBOX_UID), "--nproc", str(NPROC_LIMIT)]
     return argv
 
 
@@ -238,7 +268,7 @@ def run_fresh(request: dict, limits: Limits) -> dict:
         os.close(write_fd)
     with os.fdopen(read_fd, "rb") as f:
         data = f.read()
-    return {"records": sandbox_driver.parse_records(data, nonce), "output": result.stdout + result.stderr,
+    return {"records": sandbox_child.parse_records(data, nonce), "output": result.stdout + result.stderr,
             "output_dropped": 0, "timed_out": result.timed_out, "exit_code": result.returncode,
             "wall_s": result.wall_s, "isolation": result.isolation}
 

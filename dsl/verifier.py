@@ -77,8 +77,8 @@ def plan_tests(tests: str) -> Plan:
         tree = ast.parse(tests, "<tests>")
     except SyntaxError as e:
         raise PlanError(f"the tests do not parse: {e.msg} (tests line {e.lineno})") from None
-    except (ValueError, RecursionError) as e:
-        raise PlanError(f"the tests do not parse: {e}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise PlanError(f"the tests do not parse: {type(e).__name__} {e}".rstrip()) from None
     rows = tests.encode("utf-8").split(b"\n")  # ast columns are UTF-8 byte offsets
 
     def segment(node: ast.AST, start_line: int | None = None) -> str:
@@ -96,7 +96,7 @@ def plan_tests(tests: str) -> Plan:
     for stmt in tree.body:
         start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
         src = segment(stmt, start)
-        first = src.split("\n", 1)[0]
+        first = _clip(src.split("\n", 1)[0], 200)
         if isinstance(stmt, ast.Assert):
             test = stmt.test
             if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
@@ -128,6 +128,10 @@ def plan_tests(tests: str) -> Plan:
     if not tests_idx:
         raise PlanError("no tests found: write top-level asserts, check(...) calls, or test functions")
     return Plan(steps, shown, tests_idx)
+
+
+def _clip(text: str, budget: int) -> str:
+    return text if len(text) <= budget else text[: budget - 1] + "…"
 
 
 class Verifier:
@@ -179,11 +183,11 @@ def _text(value: str | bytes, what: str) -> str:
 
 def interpret(raw: dict, plan: Plan, limits: Limits) -> VerifyResult:
     """Turn the driver's records into per-test results, `passed`, and the feedback text."""
-    records = raw.get("records", [])
+    records = [r for r in raw.get("records", []) if _well_formed(r)]
     code = next((r for r in records if r[0] == "code"), None)
     ended = any(r[0] == "end" for r in records)
-    started = {r[1] for r in records if r[0] == "start" and len(r) == 2}
-    done = {r[1]: r for r in records if r[0] in ("test", "setup") and len(r) == 8}
+    started = {r[1] for r in records if r[0] == "start"}
+    done = {r[1]: r for r in records if r[0] in ("test", "setup")}
     timed_out = bool(raw.get("timed_out"))
     results: list[TestResult] = []
     for idx in plan.test_steps:
@@ -206,6 +210,20 @@ def interpret(raw: dict, plan: Plan, limits: Limits) -> VerifyResult:
     if passed:
         return VerifyResult(True, feedback=f"All {len(results)} tests pass.", **base)
     return VerifyResult(False, feedback=_feedback(raw, code, results, setup_error, hung_setup, plan, limits), **base)
+
+
+_SHAPES = {"end": (), "start": (int,), "test": (int, str, str, str, int, str, str),
+           "setup": (int, str, str, str, int, str, str)}
+
+
+def _well_formed(rec: tuple) -> bool:
+    """Records come from our driver, but check their shape anyway: a malformed one is ignored."""
+    if rec[0] == "code":
+        shape = (str, str, str, int, int) if len(rec) == 6 else (str, str, str, int)
+    else:
+        shape = _SHAPES.get(rec[0])
+    return (shape is not None and len(rec) == len(shape) + 1
+            and all(type(v) is t for v, t in zip(rec[1:], shape)))
 
 
 def _feedback(raw, code, results, setup_error, hung_setup, plan, limits) -> str:

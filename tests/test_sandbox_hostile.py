@@ -187,13 +187,14 @@ def _proc_table() -> dict[int, dict]:
 
 def sandbox_leftovers() -> list[tuple[int, bytes]]:
     """Live processes of the sandbox uid descended from this test process, other than a warm fork
-    server (pid 2 of its namespace) and its own children (the pre-forked spare). Other people's
-    sandboxes on this machine use the same uid, hence the ancestry filter."""
+    server (pid 2 of its namespace; as root it keeps uid 0 and only its runs take the sandbox uid)
+    and its own children (the pre-forked spare). Other people's sandboxes on this machine use the
+    same uid, hence the ancestry filter."""
     table, me = _proc_table(), os.getpid()
 
     def is_server(pid):
         p = table.get(pid)
-        return bool(p) and p["uid"] == SANDBOX_UID and p["nspid"] == 2 and b"sandbox_driver.py" in p["cmd"]
+        return bool(p) and p["nspid"] == 2 and b"sandbox_driver.py" in p["cmd"] and b"--serve" in p["cmd"]
 
     out = []
     for pid, p in table.items():
@@ -237,6 +238,9 @@ LOOP_CASES = [("fork", k) for k in LOOPS] + [("fresh", "cpu_at_import"), ("fresh
 def test_infinite_loop_times_out(verifiers, mode, case):
     r = run(verifiers[mode], LOOPS[case], TESTS3, timeout_s=1)
     assert_rejected(r)
+    if case == "signals_ignored":  # the code runs off the main thread: no handlers at all
+        assert "signal only works in main thread" in r.feedback, r.feedback
+        return
     assert r.timed_out, r.feedback
     assert "Timeout" in r.feedback, r.feedback
 
@@ -296,23 +300,19 @@ FORK_BOMBS = {  # each bounded: at most 200 children, each of which sleeps 2 s a
 }
 
 
-@needs_root
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("how", list(FORK_BOMBS))
 def test_bounded_fork_bomb_is_refused(verifiers, mode, how):
     r = run(verifiers[mode], code_of(FORK_BOMBS[how], GOOD_ADD), TESTS3)
     assert_rejected(r)
     assert "not allowed" in r.feedback or "PermissionError" in r.feedback, r.feedback
-    assert leftovers_after() == []
+    if os.geteuid() == 0:  # the sandbox runs as SANDBOX_UID only when started as root
+        assert leftovers_after() == []
 
 
 @needs_root
 @needs_py311
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: _posixsubprocess.fork_exec raises no audit event, so the audit hook's 'process "
-    "creation is blocked' does not hold: user code can run any program (/bin/sh, a hook-free "
-    "python) as the sandbox uid"))
 def test_process_creation_via_fork_exec_is_refused(verifiers, mode):
     code = code_of(SPAWN, '''
         def add(a, b):
@@ -325,10 +325,7 @@ def test_process_creation_via_fork_exec_is_refused(verifiers, mode):
 @needs_root
 @needs_py311
 @pytest.mark.parametrize("mode", [
-    pytest.param("fork", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "HOLE: a process started in a new session (fork_exec, start_new_session) escapes the "
-        "run's killpg and lives on inside the warm fork server's sandbox after the run, as the "
-        "sandbox uid: it outlives the wall-clock limit, can signal the server and later runs"))),
+    "fork",
     "fresh",
 ])
 def test_detached_process_does_not_outlive_the_run(mode):
@@ -360,9 +357,7 @@ def test_stdout_flood_is_capped(verifiers, mode):
 
 @pytest.mark.parametrize("mode", [
     "fork",
-    pytest.param("fresh", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "HOLE: fresh mode caps stdout and stderr separately (run_job keeps out[:keep] and "
-        "err[:keep]), so output can be 2 x out_bytes"))),
+    "fresh",
 ])
 def test_stdout_and_stderr_flood_is_capped_together(verifiers, mode):
     code = code_of('''
@@ -400,10 +395,7 @@ print(r.passed, (after - before) // 1024)
 
 @pytest.mark.parametrize("mode", [
     "fork",
-    pytest.param("fresh", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "HOLE: fresh mode (run_job) reads the whole of stdout/stderr into the *verifier's* memory "
-        "with communicate() and only then truncates: 48 MB printed costs ~100 MB in the caller, "
-        "and a 10 s run can print many GB, so hostile output can OOM the verifier"))),
+    "fresh",
 ])
 def test_output_flood_does_not_grow_the_verifier(mode):
     p = subprocess.run([sys.executable, "-c", FLOOD_MEMORY_SCRIPT, str(REPO), mode],
@@ -608,9 +600,6 @@ def test_listing_proc_self_fd_and_writing_everywhere_is_not_a_pass(verifiers, mo
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: the audit hook's path check is `p in path`, and os.fspath returns a str subclass "
-    "unchanged, so a path whose __contains__ says False opens /proc (and /sys) files anyway"))
 def test_proc_block_cannot_be_bypassed_with_a_str_subclass(verifiers, mode):
     code = code_of('''
         class _Path(str):
@@ -626,10 +615,6 @@ def test_proc_block_cannot_be_bypassed_with_a_str_subclass(verifiers, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: a Python signal handler receives the interrupted frame without any audit event; "
-    "walking f_back from it reaches run_child's locals (nonce, tag), so the code forges a full "
-    "pass"))
 def test_signal_handler_frame_cannot_reach_the_nonce(verifiers, mode):
     code = code_of(FORGE, '''
         import signal
@@ -640,9 +625,6 @@ def test_signal_handler_frame_cannot_reach_the_nonce(verifiers, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: a fast interval timer's handler is handed the driver's own frames (run_child, emit) "
-    "directly, so blocking f_back alone would not close the signal-frame hole"))
 def test_interval_timer_frames_cannot_reach_the_nonce(verifiers, mode):
     code = code_of(FORGE, '''
         import signal
@@ -703,10 +685,7 @@ def test_killing_the_supervisor_is_refused(verifiers, mode, name):
 
 
 @pytest.mark.parametrize("mode", [
-    pytest.param("fork", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "HOLE: signal.pidfd_send_signal(os.pidfd_open(pid)) raises no audit event, so code kills "
-        "the fork server (same uid); the run ends as an infrastructure error ('Cannot verify') "
-        "instead of a failure, and the server must restart"))),
+    "fork",
     "fresh",
 ])
 def test_pidfd_kill_of_the_supervisor_is_refused(verifiers, mode):
@@ -785,19 +764,12 @@ def test_deleting_or_replacing_tests_does_not_skip_them(verifiers, mode, name):
 # The code runs in the same interpreter and namespace as the tests, so it can change what the
 # tests themselves call. These are not semantic: the code's answers are wrong.
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: tests and code share one builtins module: code that sets builtins.len (sorted, abs, "
-    "isinstance, ...) changes what the *tests* compute, and a wrong answer passes"))
 def test_code_cannot_replace_builtins_the_tests_use(verifiers, mode):
     code = "import builtins\nbuiltins.len = lambda x: 3\ndef f():\n    return []\n"
     assert_rejected(run(verifiers[mode], code, "assert len(f()) == 3\n"))
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: tests and code share one globals dict and only test_* functions are captured: code "
-    "called from one check(...) replaces the tests' own `check` helper, and every later check "
-    "passes"))
 def test_code_cannot_replace_a_helper_the_tests_define(verifiers, mode):
     code = "def f(x):\n    globals()['check'] = lambda *a: None\n    return x + 1\n"
     tests = "def check(x, want):\n    assert f(x) == want\n\ncheck(1, 2)\ncheck(2, 5)\ncheck(3, 9)\n"
@@ -805,9 +777,6 @@ def test_code_cannot_replace_a_helper_the_tests_define(verifiers, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HOLE: tests and code share sys.modules: code that plants a fake `math` makes "
-    "`import math; math.isclose(...)` in the tests always true"))
 def test_code_cannot_replace_a_module_the_tests_import(verifiers, mode):
     code = code_of('''
         import sys, types
@@ -874,9 +843,7 @@ def test_writes_by_a_hook_free_process_do_not_reach_the_host(verifiers, mode):
 
 
 @pytest.mark.parametrize("mode", [
-    pytest.param("fork", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "HOLE: the warm fork server's private /tmp lives as long as the server, so one run's "
-        "files are visible to every later run (cross-run state)"))),
+    "fork",
     "fresh",
 ])
 def test_files_do_not_persist_between_runs(verifiers, mode):
@@ -973,10 +940,6 @@ def test_bad_input_gives_a_clear_failure(verifiers, mode, name):
     assert_rejected(r)
 
 
-@pytest.mark.xfail(strict=True, raises=MemoryError, reason=(
-    "HOLE: plan_tests catches SyntaxError, ValueError and RecursionError from ast.parse but not "
-    "MemoryError, which CPython 3.11's parser raises for ~1M nested unary operators: verify() "
-    "raises instead of returning a result"))
 def test_tests_that_exhaust_the_parser_give_a_clear_failure(verifiers):
     r = run(verifiers["fork"], GOOD_ADD, "assert add(1, 2) == " + "-" * 1_000_000 + "3\n")
     assert_rejected(r)

@@ -3,10 +3,13 @@
     python bench/tool_step.py [--n 500] [--timeout 10]
 
 Each step applies `REPL 1 >>><line 1>` (a real edit that keeps the code as it was) and verifies
-the result, three ways, in the same run on the same tasks:
-  warm    the dsl Verifier's warm fork server inside bubblewrap (what episodes use)
-  fresh   a new sandboxed interpreter per run (the dsl fallback)
-  python  a bare `python -c code+tests` subprocess per run, no sandbox: the baseline
+the result, in the same run on the same tasks:
+  warm          the dsl Verifier's warm fork server inside bubblewrap (what episodes use: the
+                next run's child is prepared while the caller works, as a model does between turns)
+  warm-b2b      the same verification again at once, back-to-back: the child is still being
+                prepared, so this is the latency of a tight loop (e.g. enumerative search)
+  fresh         a new sandboxed interpreter per run (the dsl fallback)
+  python        a bare `python -c code+tests` subprocess per run, no sandbox: the baseline
 and prints a table and a last line `speedup: <x>x` (median python / median warm).
 Agreement checks that all three modes judge every task the same way.
 """
@@ -40,12 +43,13 @@ def main() -> None:
     tasks = load_mbpp(["test"])[: args.n]
     warm, fresh = Verifier("fork"), Verifier("fresh")
     warm.verify("x = 1", "assert x == 1")  # start the fork server outside the timing
-    times: dict[str, list[float]] = {"warm": [], "fresh": [], "python": []}
+    times: dict[str, list[float]] = {"warm": [], "warm-b2b": [], "fresh": [], "python": []}
     verdicts: dict[str, list[bool]] = {k: [] for k in times}
     for i, task in enumerate(tasks):
         state = EditorState.from_code(task.code)
         code = state.apply(Command("REPL", 1, state.lines[0])).to_code()
         for mode, run in (("warm", lambda: warm.verify(code, task.tests, args.timeout).passed),
+                          ("warm-b2b", lambda: warm.verify(code, task.tests, args.timeout).passed),
                           ("fresh", lambda: fresh.verify(code, task.tests, args.timeout).passed),
                           ("python", lambda: bare_python(code, task.tests, args.timeout))):
             t0 = time.perf_counter()

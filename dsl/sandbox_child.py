@@ -28,6 +28,8 @@ Why a pass cannot be forged (the threat model; RL will probe every hole):
 """
 import ast
 import builtins
+import json
+import json.encoder
 import os
 import resource
 import sys
@@ -112,19 +114,36 @@ def _compile_plan(req):
 
 
 def run_child(req, results_fd, nonce, done_fd=-1):
-    """Run `req['code']` then its test plan, writing nonce-tagged records to `results_fd`.
+    """Run `req['code']` then its test plan (see `prepare_child`); never returns."""
+    prepare_child(results_fd, nonce, done_fd)(req)
 
-    Never returns: ends with os._exit so no user finalizer or atexit hook runs after the last
-    record. Every name used once user code has started is a local bound here first.
+
+_WARM_UP = {"code": "import re\ndef f(x):\n    return [x + 1 for _ in range(2)]\n", "plan": [
+    {"kind": "assert_eq", "line": 1, "left": "(f(1))", "right": "([2, 2])"},
+    {"kind": "setup", "line": 2, "src": "def test_f():\n    assert f(1) == [2, 2], 'msg'\n"}]}
+
+
+def prepare_child(results_fd, nonce, done_fd=-1):
+    """Everything a run needs that does not depend on its request, done ahead of time in a freshly
+    forked child (each first write to a page after fork costs a copy; paying it before the request
+    arrives keeps it off the run's latency). Returns `run(req)`, which runs `req['code']` then its
+    test plan, writing nonce-tagged records to `results_fd`, and never returns: it ends with
+    os._exit so no user finalizer or atexit hook runs after the last record.
+
+    Every name used once user code has started is a local bound here first.
     """
     write, exit_, repr_, type_, len_, isinstance_ = os.write, os._exit, repr, type, len, isinstance
     getattr_, str_, int_, range_, exec_, eval_ = getattr, str, int, range, exec, eval
     BaseException_, AssertionError_ = BaseException, AssertionError
     encode, decode, dict_get, dict_items = str.encode, bytes.decode, dict.get, dict.items
-    dict_clear, dict_update, dict_copy = dict.clear, dict.update, dict.copy
+    dict_clear, dict_update, dict_copy, list_append = dict.clear, dict.update, dict.copy, list.append
     type_name = type.__dict__["__name__"].__get__
     exc_info, sys_ = sys.exc_info, sys
     code_offset, test_offset = CODE_LINE_OFFSET, TEST_LINE_OFFSET
+    compile_code, compile_plan, shift, parse = compile, _compile_plan, _shift, ast.parse
+    # records are JSON arrays of str and int, built only from C functions bound here: user code
+    # can patch the json module, but not these
+    quote, int_repr, join = json.encoder.encode_basestring_ascii, int.__repr__, str.join
     tag = nonce.encode() + b" "
 
     def text(value, limit=TEXT_BUDGET):
@@ -143,7 +162,8 @@ def run_child(req, results_fd, nonce, done_fd=-1):
             return "<unprintable>"
 
     def emit(*fields):
-        write(results_fd, tag + encode(repr_(fields), "utf-8", "replace") + b"\n")
+        parts = [quote(f) if type_(f) is str_ else int_repr(f) for f in fields]
+        write(results_fd, tag + encode("[" + join(",", parts) + "]\n", "ascii"))
 
     def finish():
         # user prints sit in sys.stdout's buffer and os._exit does not flush; the streams may be
@@ -172,18 +192,11 @@ def run_child(req, results_fd, nonce, done_fd=-1):
             msg = "<unprintable>"
         return status, text(type_name(type_(e))), msg, user_line
 
-    try:  # compile everything before any user code runs
-        code_obj = compile(_shift(ast.parse(req["code"], "<code>"), code_offset), "<code>", "exec")
-        steps = _compile_plan(req)
-    except SyntaxError as e:
-        emit("code", "syntax", "SyntaxError", text(e.msg or ""), int_(e.lineno or 0), int_(e.offset or 0))
-        finish()
-        exit_(0)
-    except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, absurd nesting
-        emit("code", "syntax", text(type_name(type_(e))), text(str_(e)), 0, 0)
-        finish()
-        exit_(0)
-    count = len_(steps)
+    def compile_request(req):
+        return (compile_code(shift(parse(req["code"], "<code>"), code_offset), "<code>", "exec"),
+                compile_plan(req))
+
+    compile_request(_WARM_UP)  # pre-copies the compiler's pages; compiles nothing of the user's
     for module, name in _REMOVED_CALLS:
         if hasattr(sys.modules.get(module), name):
             delattr(sys.modules[module], name)
@@ -214,7 +227,15 @@ def run_child(req, results_fd, nonce, done_fd=-1):
             if dict_get(g, key) is not value:
                 g[key] = value
 
-    def body():
+    def body(req):
+        try:  # compile everything before any user code runs
+            code_obj, steps = compile_request(req)
+        except SyntaxError as e:
+            emit("code", "syntax", "SyntaxError", text(e.msg or ""), int_(e.lineno or 0), int_(e.offset or 0))
+            return
+        except (ValueError, MemoryError, RecursionError) as e:  # NUL bytes, absurd nesting
+            emit("code", "syntax", text(type_name(type_(e))), text(str_(e)), 0, 0)
+            return
         try:
             exec_(code_obj, g)
         except BaseException_ as e:
@@ -222,7 +243,7 @@ def run_child(req, results_fd, nonce, done_fd=-1):
             return
         emit("code", "ok", "", "", 0)
         setup_failed = False
-        for i in range_(count):
+        for i in range_(len_(steps)):
             step, a, b = steps[i]
             kind = step["kind"]
             if kind == "setup" and setup_failed:
@@ -259,41 +280,48 @@ def run_child(req, results_fd, nonce, done_fd=-1):
                     tests[name] = dict_get(g, name)
             emit("test" if kind != "setup" else "setup", i, "pass", "", "", 0, "", "")
 
-    # The code runs in a thread of its own: CPython lets only the main thread set signal handlers,
-    # and a handler would be called with this function's frame in reach.
+    # The code runs in a thread of its own, started now and waiting for the request: CPython lets
+    # only the main thread set signal handlers, and a handler would be handed the driver's frames.
     _install_audit_hook()
-    done = _thread.allocate_lock()
+    request, start, done = [], _thread.allocate_lock(), _thread.allocate_lock()
+    start.acquire()
     done.acquire()
 
-    def main():
+    def worker():
+        start.acquire()
         try:
-            body()
+            body(request[0])
             finish()
         except BaseException_:
-            pass  # the driver failed (e.g. MemoryError): no end record, so the run fails
+            pass  # the driver itself failed (e.g. MemoryError): no end record, so the run fails
         finally:
             done.release()
 
     _thread.stack_size(THREAD_STACK)
-    _thread.start_new_thread(main, ())
-    try:
-        done.acquire()
-    finally:
-        exit_(0)
+    _thread.start_new_thread(worker, ())
+
+    def run(req):
+        list_append(request, req)
+        start.release()
+        try:
+            done.acquire()
+        finally:
+            exit_(0)
+    return run
 
 
 def parse_records(data, nonce):
-    """The well-formed records tagged with `nonce`, in order; anything else is ignored."""
+    """The well-formed records tagged with `nonce`, as tuples, in order; anything else is ignored."""
     tag, out = (nonce + " ").encode(), []
     for line in data.split(b"\n"):
         if not line.startswith(tag):
             continue
         try:
-            rec = ast.literal_eval(line[len(tag):].decode("utf-8", "replace"))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            rec = json.loads(line[len(tag):])
+        except (ValueError, RecursionError):
             continue
-        if isinstance(rec, tuple) and rec and isinstance(rec[0], str):
-            out.append(rec)
+        if isinstance(rec, list) and rec and isinstance(rec[0], str):
+            out.append(tuple(rec))
     return out
 
 

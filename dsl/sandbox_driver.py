@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script dir out
-from sandbox_child import drop_privileges, parse_records, run_child, set_limits  # noqa: E402
+from sandbox_child import drop_privileges, parse_records, prepare_child, run_child, set_limits  # noqa: E402
 
 RECORD_BUDGET = 1 << 20  # bytes of result records kept per run
 
@@ -94,11 +94,12 @@ class Spare:
                 os.closerange(keep[1] + 1, keep[2])
                 os.closerange(keep[2] + 1, 1 << 16)
                 drop_privileges(uid, nproc)
+                run = prepare_child(self.res_fd, self.nonce, done_w)
                 req = _read_frame(req_r)
                 if req is not None:
                     os.close(req_r)
                     set_limits(req["limits"])
-                    run_child(req, self.res_fd, self.nonce, done_w)
+                    run(req)
             finally:
                 os._exit(70)
         for fd in (req_r, out_w, done_w):
@@ -161,7 +162,7 @@ def collect(pid, out_r, done_r, res_fd, start, limits, nonce):
     Answering at `end` keeps process teardown off the caller's latency."""
     deadline = start + float(limits["wall_s"])
     out, dropped, timed_out = bytearray(), 0, False
-    end_mark = (nonce + " ('end',)\n").encode()
+    end_mark = (nonce + ' ["end"]\n').encode()
     open_fds = [out_r, done_r]
 
     def ended():

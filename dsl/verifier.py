@@ -26,6 +26,7 @@ Feedback (what the model sees under `***`) is one of, in this order of precedenc
 from __future__ import annotations
 
 import ast
+import functools
 import threading
 from dataclasses import dataclass, field
 
@@ -71,8 +72,10 @@ class PlanError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=256)  # an episode verifies against the same tests every turn
 def plan_tests(tests: str) -> Plan:
-    """Split a tests source into setup and test steps for the driver (see module docstring)."""
+    """Split a tests source into setup and test steps for the driver (see module docstring).
+    The plan is cached and shared: treat it as read-only."""
     try:
         tree = ast.parse(tests, "<tests>")
     except SyntaxError as e:

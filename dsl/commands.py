@@ -151,13 +151,14 @@ def edit_script(src: str | list[str], dst: str | list[str]) -> list[Command]:
         for k, j in enumerate(range(j1 + common, j2)):
             out.append(Command("ADDL", i1 + common + k + 1, b[j]))
         for k in range(common - 1, -1, -1):
-            out.append(_replace_line(i1 + k + 1, a[i1 + k], b[j1 + k]))
+            out.append(line_edit(i1 + k + 1, a[i1 + k], b[j1 + k]))
     out.append(Command("EXIT"))
     return out
 
 
-def _replace_line(n: int, old: str, new: str) -> Command:
-    """REPW when one span changed and it identifies the change uniquely, else REPL."""
+def line_edit(n: int, old: str, new: str) -> Command:
+    """The command that turns line n from `old` into `new`: REPW when one span changed and it
+    identifies the change uniquely, else REPL."""
     sm = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     spans = [op for op in sm.get_opcodes() if op[0] != "equal"]
     if len(spans) == 1:

@@ -1,0 +1,145 @@
+"""Stage 2 — supervised fine-tuning with TRL's SFTTrainer.
+
+    python -m trainer sft --preset tiny --data runs/data/sft_coe.jsonl --out runs/sft-tiny
+    python -m trainer sft --preset tiny --mode direct --data runs/data/sft_direct.jsonl --out runs/direct-tiny
+    python -m trainer sft --preset smollm2-135m --max-rows 2000 --out runs/sft-smollm2
+    python -m trainer sft ... --resume            # continue from the last checkpoint in --out
+
+Rows are built by `server.tokens.TokenFormat`, the code the backends serve with, so training and
+inference see identical tokens; the loss is on the assistant's tokens only (commands and their
+stop token; in Direct mode, the fixed program). Rows longer than the preset's context are
+dropped, not truncated. The run's full config goes to `OUT/coedit.json` and tensorboard logs to
+`OUT/runs`; the final model (merged, when LoRA) and tokenizer to `OUT/final`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from server.tokens import TokenFormat
+
+from .presets import LORA, PRESETS, build, chat_format, conversation_texts
+
+
+@dataclass
+class SFTRun:
+    preset: str = "tiny"  # a name from trainer/presets.py
+    data: str = "runs/data/sft_coe.jsonl"  # from `python -m trainer data`
+    out: str = "runs/sft-tiny"
+    mode: str = "coe"  # coe | direct (only recorded: the data file decides what is learned)
+    base: str = ""  # local weights for GPU presets
+    epochs: float = 1.0
+    max_steps: int = -1  # overrides epochs when > 0
+    max_rows: int = 0  # 0: every row
+    lr: float = 0.0  # 0: the preset's
+    batch_size: int = 8  # rows per device step
+    grad_accum: int = 1
+    warmup_ratio: float = 0.03
+    lora: str = "preset"  # preset | on | off
+    seed: int = 0
+    save_steps: int = 500
+    logging_steps: int = 10
+    threads: int = 0  # torch threads; 0: all cores
+    tiny_random: bool = False  # GPU presets: tiny random config, for tests
+    resume: bool = False
+
+
+def load_rows(path: str, limit: int = 0) -> list[dict]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such data file (make it with: python -m trainer data)")
+    rows = []
+    with open(path) as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def tokenize_rows(rows: list[dict], fmt: TokenFormat, context: int) -> tuple[list[dict], int]:
+    """Dataset rows {input_ids, labels} (labels -100 outside assistant tokens); (rows, dropped)."""
+    out, dropped = [], 0
+    for r in rows:
+        ids, mask = fmt.encode(r["messages"])
+        if len(ids) > context:
+            dropped += 1
+            continue
+        out.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
+    return out, dropped
+
+
+def train(run: SFTRun) -> Path:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    preset = PRESETS[run.preset]
+    rows = load_rows(run.data, run.max_rows)
+    texts = conversation_texts(run.data) if preset.source == "scratch" or run.tiny_random else None
+    model, tok = build(preset, base=run.base or None, tokenizer_texts=texts, tiny_random=run.tiny_random)
+    fmt = TokenFormat(tok, chat_format(preset))
+    data, dropped = tokenize_rows(rows, fmt, preset.context)
+    n_tokens = sum(len(r["input_ids"]) for r in data)
+    print(f"{run.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+          f"{len(data)} rows ({dropped} longer than {preset.context} dropped), {n_tokens / 1e6:.2f}M tokens",
+          file=sys.stderr, flush=True)
+    use_lora = preset.lora if run.lora == "preset" else run.lora == "on"
+    out = Path(run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"run": asdict(run), "preset": asdict(preset), "chat": fmt.chat.name, "lora": use_lora,
+              "rows": len(data), "dropped": dropped, "tokens": n_tokens}
+    (out / "coedit.json").write_text(json.dumps(config, indent=2))
+    args = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=run.batch_size, gradient_accumulation_steps=run.grad_accum,
+        learning_rate=run.lr or preset.lr, num_train_epochs=run.epochs, max_steps=run.max_steps,
+        lr_scheduler_type="cosine", warmup_steps=run.warmup_ratio, logging_steps=run.logging_steps,
+        save_steps=run.save_steps, save_total_limit=2, report_to=["tensorboard"],
+        seed=run.seed, max_length=None, dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False, train_sampling_strategy="group_by_length", dataloader_num_workers=0,
+        disable_tqdm=False, use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
+    )
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if use_lora else None)
+    t0 = time.time()
+    resume = run.resume and any(out.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.time() - t0
+    final = out / "final"
+    model = trainer.model.merge_and_unload() if use_lora else trainer.model
+    model.save_pretrained(final)
+    tok.save_pretrained(final)
+    config.update(train_seconds=round(seconds, 1), train_loss=result.training_loss, steps=result.global_step,
+                  tokens_per_second=round(n_tokens * run.epochs / seconds, 1) if run.max_steps <= 0 else None)
+    (out / "coedit.json").write_text(json.dumps(config, indent=2))
+    (final / "coedit.json").write_text(json.dumps(config, indent=2))
+    print(f"saved {final} (loss {result.training_loss:.3f}, {result.global_step} steps, {seconds:.0f}s)", file=sys.stderr)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer sft", description=__doc__.split("\n\n")[0])
+    for f in fields(SFTRun):
+        if f.type in ("bool", bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true")
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    run = SFTRun(**vars(p.parse_args(argv)))
+    if run.preset not in PRESETS:
+        print(f"unknown preset {run.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        train(run)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

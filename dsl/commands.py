@@ -120,6 +120,37 @@ oldtail ::= ">" | ">>"
 """
 
 
+def can_extend(prefix: str) -> bool:
+    """Whether some continuation makes `prefix` a command in canonical spelling (no leading blanks,
+    no `### `, nothing after the command): what grammar-constrained decoding lets a model write.
+    A backend allows a token if `can_extend(text + token)`, and the end of turn if `parse(text)`
+    succeeds, so a constrained model can only produce valid commands."""
+    for word in ("DELL", "ADDL", "REPL", "REPW", "EXIT"):
+        if len(prefix) <= len(word):
+            if word.startswith(prefix):
+                return True
+            continue
+        if not prefix.startswith(word) or word == "EXIT":
+            continue
+        rest = prefix[len(word):]
+        if rest[0] != " ":
+            return False
+        number = re.match(r"[1-9][0-9]{0,4}", rest[1:])
+        if not number:
+            return rest == " "
+        after = rest[1 + number.end():]
+        if word == "DELL" or not after:
+            return not after  # DELL ends after its number; others may still add digits or " >>>"
+        if len(after) <= 4:
+            return " >>>".startswith(after)
+        text = after[4:]
+        if not after.startswith(" >>>") or "\n" in text or "\r" in text:
+            return False
+        cut = text.find(">>>")
+        return word != "REPW" or cut == -1 or (cut >= 2 and text[cut - 1] == " ")
+    return False
+
+
 def split_code(code: str) -> tuple[tuple[str, ...], bool]:
     """Code as editor lines, and whether it ended with a newline. Any of \\r\\n, \\r, \\n ends a
     line (as for Python's tokenizer); a final newline ends the last line rather than starting one."""

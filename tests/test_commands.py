@@ -699,3 +699,35 @@ def test_edit_script_on_code_matches_editor_state(src_code, dst_code):
         state = state.apply(cmd)
         assert isinstance(state, EditorState), state
     assert state.to_code() == dst_code
+
+
+# ==================================================================== can_extend (constrained decoding)
+from dsl.commands import can_extend  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.builds(Command, st.sampled_from(["DELL", "ADDL", "REPL", "REPW", "EXIT"]),
+                 st.integers(1, 99999), st.text(st.characters(blacklist_characters="\r\n"), max_size=12),
+                 st.text(st.characters(blacklist_characters="\r\n>"), min_size=1, max_size=8)))
+def test_every_prefix_of_a_canonical_command_can_be_extended(cmd):
+    if cmd.op in ("DELL", "EXIT"):
+        cmd = Command(cmd.op, 0 if cmd.op == "EXIT" else cmd.line)
+    elif cmd.op != "REPW":
+        cmd = Command(cmd.op, cmd.line, cmd.text)
+    text = str(cmd)
+    assert parse(text) == cmd
+    assert all(can_extend(text[:i]) for i in range(len(text) + 1)), text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from(list("DELXITAPRW 0123>\n#ab")), max_size=16), st.text(max_size=6))
+def test_a_prefix_that_cannot_be_extended_never_becomes_a_command(prefix, suffix):
+    if not can_extend(prefix):
+        assert not can_extend(prefix + suffix)
+        assert not isinstance(parse(prefix + suffix), Command) or (prefix + suffix) != str(parse(prefix + suffix))
+
+
+def test_can_extend_examples():
+    assert can_extend("") and can_extend("RE") and can_extend("REPW 12 >>>a >>") and can_extend("DELL 3")
+    assert not can_extend("DELL 3 ") and not can_extend("EXIT ") and not can_extend("REPL 0")
+    assert not can_extend("REPW 1 >>>a>>>") and not can_extend("ADDL 1 >>>x\n") and not can_extend("### DELL 1")

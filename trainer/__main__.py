@@ -6,7 +6,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    stages = {"data": "trainer.data", "sft": "trainer.sft"}
+    stages = {"data": "trainer.data", "sft": "trainer.sft", "eval": "trainer.evaluate", "export": "trainer.export"}
     if not argv or argv[0] not in stages:
         print(f"usage: python -m trainer {{{','.join(stages)}}} [options]   (--help after a stage for its options)",
               file=sys.stderr)

@@ -58,7 +58,7 @@ def _token_spans(line: str, pattern: re.Pattern) -> list[re.Match]:
     return [m for m in pattern.finditer(line) if not any(a <= m.start() < b for a, b in quoted)]
 
 
-def _op_spans(line: str, ops: list[str]) -> list[tuple[int, int, str]]:
+def operator_spans(line: str, ops: list[str]) -> list[tuple[int, int, str]]:
     body = line.split("#", 1)[0]
     out = []
     for m in re.finditer(r"//|<=|>=|==|!=|[+\-*/%<>]", body):
@@ -81,7 +81,7 @@ def _changed_line(state: EditorState, rng: random.Random, operator: str, pool: l
         return (n, _indent(line) + donor) if donor and donor != line.strip() else None
     if operator in ("operator", "comparison"):
         ops = ARITH if operator == "operator" else COMPARE
-        spans = _op_spans(line, ops)
+        spans = operator_spans(line, ops)
         if operator == "operator":
             spans += [(m.start(), m.end(), m.group()) for m in re.finditer(r"\b(and|or)\b", line)]
         if not spans:

@@ -117,12 +117,24 @@ def train(run: SFTRun) -> Path:
     model = trainer.model.merge_and_unload() if use_lora else trainer.model
     model.save_pretrained(final)
     tok.save_pretrained(final)
+    _check_reload(final, tok, rows[0]["messages"])
     config.update(train_seconds=round(seconds, 1), train_loss=result.training_loss, steps=result.global_step,
                   tokens_per_second=round(n_tokens * run.epochs / seconds, 1) if run.max_steps <= 0 else None)
     (out / "coedit.json").write_text(json.dumps(config, indent=2))
     (final / "coedit.json").write_text(json.dumps(config, indent=2))
     print(f"saved {final} (loss {result.training_loss:.3f}, {result.global_step} steps, {seconds:.0f}s)", file=sys.stderr)
     return final
+
+
+def _check_reload(final: Path, tok, messages: list[dict]) -> None:
+    """The saved tokenizer must split text exactly as the one we trained with: transformers may
+    pick a model-specific tokenizer class on reload, and serving would then see other tokens."""
+    from transformers import AutoTokenizer
+    again = AutoTokenizer.from_pretrained(final)
+    text = "\n".join(m["content"] for m in messages)
+    if again.encode(text, add_special_tokens=False) != tok.encode(text, add_special_tokens=False):
+        raise RuntimeError(f"{final}: the reloaded tokenizer ({type(again).__name__}) tokenizes differently "
+                           "from the one trained with; the checkpoint would be served other tokens")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,181 @@
+"""Model backends: load a local model and turn a conversation into the next command.
+
+A backend is a `dsl` policy (`backend(messages) -> str`), so the language server, `coedit fix`,
+the trainer's evaluation and RL rollouts all drive models the same way, through `dsl.run_episode`.
+Both backends encode with `server.tokens.TokenFormat` (the format the model was trained on) and,
+with `grammar=True` (the default), can only write valid commands:
+
+* `TransformersBackend`: a checkpoint directory (`save_pretrained` output, with the `coedit.json`
+  that `trainer.sft` writes); the grammar is enforced token by token with `dsl.can_extend`.
+* `LlamaCppBackend`: a GGUF file through llama-cpp-python, with `dsl.GRAMMAR_GBNF`.
+
+`load_backend(path)` picks by path: a `.gguf` file or a directory. Local paths only; nothing is
+downloaded. Direct mode (`mode="direct"`) generates a whole program instead of one command.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from dsl import Command, can_extend, parse
+
+from .tokens import FORMATS, CHATML, TokenFormat
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used: missing, unreadable or of the wrong kind (with the fix)."""
+
+
+def _chat_of(directory: Path) -> str:
+    meta = directory / "coedit.json"
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("chat", "chatml")
+    return "chatml"
+
+
+class TransformersBackend:
+    def __init__(self, path: str | Path, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+                 max_new_tokens: int = 128, seed: int = 0, threads: int = 0, mode: str = "coe"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model directory (no config.json); give a checkpoint made by "
+                             "`python -m trainer sft` or a .gguf file")
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self.fmt = TokenFormat(self.tok, FORMATS.get(_chat_of(path), CHATML))
+        self.grammar = grammar and mode == "coe"
+        self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
+        self.mode = mode
+        self.rng = random.Random(seed)
+        self.generated_tokens = 0
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        torch = self.torch
+        ids = self.fmt.prompt(messages)
+        stop = self.fmt.stop_ids[0]
+        out: list[int] = []
+        past, step_ids = None, torch.tensor([ids])
+        with torch.no_grad():
+            for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
+                res = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
+                past = res.past_key_values
+                logits = res.logits[0, -1]
+                nxt = self._choose(logits, out, stop)
+                if nxt is None or nxt == stop:
+                    break
+                out.append(nxt)
+                step_ids = torch.tensor([[nxt]])
+        self.generated_tokens += len(out) + 1
+        return self.tok.decode(out, skip_special_tokens=True)
+
+    def _choose(self, logits, out: list[int], stop: int) -> int | None:
+        """The next token: greedy or sampled from the top-k, among those the grammar allows."""
+        torch = self.torch
+        order = torch.argsort(logits, descending=True).tolist()
+        if self.temperature > 0:
+            top = order[: self.top_k]
+            weights = torch.softmax(logits[top] / self.temperature, dim=0).tolist()
+            picks = []
+            pool = list(zip(top, weights))
+            while pool:  # sample without replacement until an allowed token comes up
+                r, acc = self.rng.random() * sum(w for _, w in pool), 0.0
+                for k, (tok, w) in enumerate(pool):
+                    acc += w
+                    if acc >= r:
+                        picks.append(tok)
+                        pool.pop(k)
+                        break
+            order = picks + order[self.top_k:]
+        if not self.grammar:
+            return order[0]
+        text = self.tok.decode(out, skip_special_tokens=True)
+        for tok in order:
+            if tok == stop:
+                if isinstance(parse(text), Command):
+                    return tok
+                continue
+            piece = self.tok.decode(out + [tok], skip_special_tokens=True)
+            if piece != text and can_extend(piece):
+                return tok
+        return None  # nothing allowed (cannot happen while the text is a valid prefix)
+
+
+class LlamaCppBackend:
+    def __init__(self, path: str | Path, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+                 max_new_tokens: int = 128, seed: int = 0, threads: int = 0, n_gpu_layers: int = 0,
+                 n_ctx: int = 4096, mode: str = "coe", chat: str = "chatml"):
+        try:
+            from llama_cpp import Llama, LlamaGrammar
+        except ImportError as e:
+            raise ModelError("the llama.cpp backend needs llama-cpp-python: pip install 'coedit[server]'") from e
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads or None, n_gpu_layers=n_gpu_layers,
+                             seed=seed, verbose=False, logits_all=False)
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
+        meta = path.with_suffix(".json")
+        chat = json.loads(meta.read_text()).get("chat", chat) if meta.is_file() else chat
+        self.fmt = TokenFormat(_LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
+        from dsl import GRAMMAR_GBNF
+        self.grammar = LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False) if grammar and mode == "coe" else None
+        self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
+        self.generated_tokens = 0
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        ids = self.fmt.prompt(messages)
+        stop = self.fmt.stop_ids[0]
+        out: list[int] = []
+        limit = self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens
+        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, grammar=self.grammar,
+                                     reset=True):
+            if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:
+                break
+            out.append(tok)
+        self.generated_tokens += len(out) + 1
+        return self.llm.detokenize(out).decode("utf-8", errors="replace")
+
+
+class _LlamaTokenizer:
+    """llama.cpp's tokenizer behind the small interface `TokenFormat` needs."""
+
+    def __init__(self, llm):
+        self.llm = llm
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+
+
+def _canonical_gbnf(gbnf: str) -> str:
+    """The grammar for decoding: the canonical spelling only (no leading blanks, `### ` or
+    trailing newlines), so the end of turn comes right after the command, as `can_extend` has it."""
+    return gbnf.replace('root ::= [ \\t\\r\\n]* "### "? command [\\r\\n]*', "root ::= command") \
+               .replace('dell ::= "DELL " num [ \\t]*', 'dell ::= "DELL " num') \
+               .replace('exit ::= "EXIT" [ \\t]*', 'exit ::= "EXIT"')
+
+
+def load_backend(path: str | Path, **options) -> TransformersBackend | LlamaCppBackend:
+    """A backend for a local model: a `.gguf` file (llama.cpp) or a checkpoint directory."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path}: no such model (give a .gguf file or a checkpoint directory)")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelError(f"{path}: not a .gguf file")
+        return LlamaCppBackend(path, **options)
+    options.pop("n_gpu_layers", None)
+    options.pop("n_ctx", None)
+    return TransformersBackend(path, **options)
+

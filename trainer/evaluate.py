@@ -1,0 +1,216 @@
+"""Stage 3 — evaluation: a model against tasks, through the backends the server serves with.
+
+    python -m trainer eval --model runs/sft-tiny/final --tasks runs/data/eval_mbpp_test.jsonl --k 4
+    python -m trainer eval --model runs/direct-tiny/final --mode direct --tasks ../shared/bench/quixbugs.jsonl
+    python -m trainer eval --baseline enumerative --tasks ../shared/bench/quixbugs.jsonl --budget 100
+
+Per task, k episodes (`dsl.run_episode`; the first greedy, the rest sampled at --temperature).
+Reported: pass@1 and pass@k (the unbiased estimator over the n=k samples), verifier best-of-k
+(the user's view: the tests pick a passing episode when there is one; with the same tests picking
+and judging it equals pass@k), mean turns, invalid-command rate, generated tokens per episode,
+episodes/s. Baselines in the same harness: `none` (the code as given), `direct` models (one
+whole program per sample), and `enumerative` (single-line mutations of the buggy code, tried in a
+fixed order until one passes or --budget test runs are spent). Output: a markdown table on stdout,
+`--json OUT` (metrics and per-task results) and `--plot OUT.png` (pass@k vs k, solved vs turn).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from math import comb
+from pathlib import Path
+
+from dsl import Command, EditorState, Task, Verifier, line_edit, load_tasks, run_episode
+
+from .corrupt import ARITH, COMPARE, NUMBER, operator_spans
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c pass (Chen et al. 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+@dataclass
+class EvalConfig:
+    tasks: str = "runs/data/eval_mbpp_test.jsonl"
+    model: str = ""  # checkpoint dir or .gguf; empty: the shipped default model
+    mode: str = "coe"  # coe | direct
+    baseline: str = ""  # none | enumerative (no model)
+    k: int = 1
+    temperature: float = 0.7  # for samples after the first (the first is greedy)
+    max_turns: int = 10
+    budget: int = 100  # enumerative: test runs per task
+    limit: int = 0  # first N tasks only
+    seed: int = 0
+    json: str = ""
+    plot: str = ""
+    threads: int = 0
+
+
+def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict]:
+    from server.backends import load_backend
+    greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode)
+    sampler = load_backend(cfg.model, temperature=cfg.temperature, threads=cfg.threads, seed=cfg.seed,
+                           mode=cfg.mode) if cfg.k > 1 else None
+    out = []
+    for n, task in enumerate(tasks, 1):
+        eps = []
+        for i in range(cfg.k):
+            backend = greedy if i == 0 else sampler
+            before = backend.generated_tokens
+            if cfg.mode == "direct":
+                from .data import direct_messages
+                program = backend(direct_messages(task, task.code))
+                r = verifier.verify(program, task.tests, task.timeout_s)
+                eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": backend.generated_tokens - before,
+                            "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
+                continue
+            traj = run_episode(task, backend, verifier=verifier, max_turns=cfg.max_turns)
+            solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
+            eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
+                        "tokens": backend.generated_tokens - before, "commands": [t.text for t in traj.turns],
+                        "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
+                        "solved_at": solved_at if traj.solved else None})
+        out.append({"id": task.id, "episodes": eps})
+        _progress(n, len(tasks), out)
+    return out
+
+
+def mutations(code: str):
+    """Single-line edits of `code` in a fixed order: the enumerative baseline's search space."""
+    state = EditorState.from_code(code)
+    for n, line in enumerate(state.lines, 1):
+        if not line.strip():
+            continue
+        for a, b, tok in operator_spans(line, ARITH + COMPARE):
+            for new in (ARITH if tok in ARITH else COMPARE):
+                if new != tok:
+                    yield line_edit(n, line, line[:a] + new + line[b:])
+        for m in NUMBER.finditer(line):
+            for d in (1, -1):
+                if int(m.group()) + d >= 0:
+                    yield line_edit(n, line, line[: m.start()] + str(int(m.group()) + d) + line[m.end():])
+        for a, b in (("and", "or"), ("or", "and"), ("True", "False"), ("False", "True"), ("min", "max"), ("max", "min")):
+            if f" {a}" in line:
+                yield line_edit(n, line, line.replace(f" {a}", f" {b}", 1))
+    if len(state.lines) > 1:
+        for n, line in enumerate(state.lines, 1):
+            if line.strip() and not line.lstrip().startswith(("def ", "class ")):
+                yield Command("DELL", n)
+
+
+def run_enumerative(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict]:
+    out = []
+    for n, task in enumerate(tasks, 1):
+        state, runs, solved = EditorState.from_code(task.code), 0, False
+        for cmd in mutations(task.code):
+            if runs >= cfg.budget:
+                break
+            new = state.apply(cmd)
+            if isinstance(new, EditorState):
+                runs += 1
+                # a mutation that loops forever would burn the task's whole timeout on every try
+                if verifier.verify(new.to_code(), task.tests, min(task.timeout_s or 10.0, 2.0)).passed:
+                    solved = True
+                    break
+        out.append({"id": task.id, "episodes": [{"solved": solved, "turns": runs, "invalid": 0, "tokens": 0,
+                                                 "tests_passed": 0, "solved_at": runs if solved else None}]})
+        _progress(n, len(tasks), out)
+    return out
+
+
+def run_none(tasks: list[Task], verifier: Verifier) -> list[dict]:
+    return [{"id": t.id, "episodes": [{"solved": verifier.verify(t.code, t.tests, t.timeout_s).passed, "turns": 0,
+                                       "invalid": 0, "tokens": 0, "tests_passed": 0, "solved_at": None}]} for t in tasks]
+
+
+def _progress(n: int, total: int, out: list[dict]) -> None:
+    if n % 10 == 0 or n == total:
+        solved = sum(any(e["solved"] for e in r["episodes"]) for r in out)
+        print(f"  {n}/{total} tasks, {solved} solved", file=sys.stderr, flush=True)
+
+
+def metrics(results: list[dict], k: int, seconds: float) -> dict:
+    eps = [e for r in results for e in r["episodes"]]
+    n_tasks = len(results)
+    turns = sum(e["turns"] for e in eps)
+    return {
+        "n_tasks": n_tasks, "k": k,
+        "pass@1": sum(pass_at_k(len(r["episodes"]), sum(e["solved"] for e in r["episodes"]), 1) for r in results) / max(n_tasks, 1),
+        "pass@k": sum(pass_at_k(len(r["episodes"]), sum(e["solved"] for e in r["episodes"]), min(k, len(r["episodes"])))
+                      for r in results) / max(n_tasks, 1),
+        "best_of_k": sum(any(e["solved"] for e in r["episodes"]) for r in results) / max(n_tasks, 1),
+        "mean_turns": turns / max(len(eps), 1),
+        "invalid_rate": sum(e["invalid"] for e in eps) / max(turns, 1),
+        "tokens_per_episode": sum(e["tokens"] for e in eps) / max(len(eps), 1),
+        "episodes_per_s": len(eps) / max(seconds, 1e-9),
+        "seconds": round(seconds, 1),
+    }
+
+
+def table(m: dict, label: str) -> str:
+    return ("| run | tasks | k | pass@1 | pass@k | best-of-k | mean turns | invalid | tokens/ep | ep/s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n"
+            f"| {label} | {m['n_tasks']} | {m['k']} | {100 * m['pass@1']:.1f}% | {100 * m['pass@k']:.1f}% | "
+            f"{100 * m['best_of_k']:.1f}% | {m['mean_turns']:.2f} | {100 * m['invalid_rate']:.1f}% | "
+            f"{m['tokens_per_episode']:.0f} | {m['episodes_per_s']:.2f} |")
+
+
+def plot(results: list[dict], k: int, path: str, label: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ks = list(range(1, k + 1))
+    a.plot(ks, [100 * sum(pass_at_k(len(r["episodes"]), sum(e["solved"] for e in r["episodes"]), j) for r in results)
+                / len(results) for j in ks], marker="o")
+    a.set(xlabel="k", ylabel="pass@k (%)", title=label)
+    turns = [e["solved_at"] for r in results for e in r["episodes"][:1] if e["solved_at"]]
+    top = max(turns, default=1)
+    b.plot(range(1, top + 1), [100 * sum(t <= j for t in turns) / len(results) for j in range(1, top + 1)], marker="o")
+    b.set(xlabel="turn", ylabel="solved by turn (%), first episode", title="solved vs turn")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    tasks = load_tasks(cfg.tasks)[: cfg.limit or None]
+    verifier = Verifier()
+    t0 = time.time()
+    if cfg.baseline == "none":
+        results, label = run_none(tasks, verifier), "no edit"
+    elif cfg.baseline == "enumerative":
+        results, label = run_enumerative(tasks, cfg, verifier), f"enumerative ({cfg.budget} runs)"
+    else:
+        if not cfg.model:
+            from server.defaults import default_model
+            cfg.model = str(default_model())
+        results, label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name if cfg.model else ''}"
+    m = metrics(results, cfg.k, time.time() - t0)
+    verifier.close()
+    print(table(m, label))
+    if cfg.json:
+        Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.json).write_text(json.dumps({**m, "label": label, "config": vars(cfg), "tasks": results}, indent=1))
+    if cfg.plot:
+        plot(results, cfg.k, cfg.plot, label)
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer eval", description=__doc__.split("\n\n")[0])
+    for name, value in vars(EvalConfig()).items():
+        p.add_argument(f"--{name}", type=type(value), default=value)
+    cfg = EvalConfig(**vars(p.parse_args(argv)))
+    from server.backends import ModelError
+    try:
+        evaluate(cfg)
+    except (ModelError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

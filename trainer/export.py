@@ -1,0 +1,134 @@
+"""Stage 4 — export: a trained checkpoint to GGUF files that llama.cpp (and the server) load.
+
+    make converter                                   # once: llama.cpp's converter, from its PyPI sdist
+    python -m trainer export --model runs/sft-tiny/final --out models/tiny
+
+Writes `OUT/model-f16.gguf` and `OUT/model-q8_0.gguf`, a sidecar `OUT/model-*.json` per file
+(the chat format the server must use), and `OUT/README.md`, the model card: base, data, training
+steps and, when given `--eval JSON ...`, the evaluation table with the commands that made it.
+
+The converter is llama.cpp's own `convert_hf_to_gguf.py`, taken from the source distribution of
+llama-cpp-python 0.3.36 (the version the server runs) by `make converter` into `.cache/llama.cpp`
+(or `$COEDIT_LLAMA_CPP`). LoRA checkpoints were merged by `trainer.sft` before saving.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from hashlib import sha256
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTTYPES = ("f16", "q8_0")
+
+
+def converter_dir() -> Path:
+    d = Path(os.environ.get("COEDIT_LLAMA_CPP", ROOT / ".cache" / "llama.cpp"))
+    if not (d / "convert_hf_to_gguf.py").is_file():
+        raise FileNotFoundError(f"llama.cpp's converter is not in {d}: run `make converter` (it unpacks it from "
+                                "the llama-cpp-python 0.3.36 source distribution)")
+    return d
+
+
+def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
+    """Run llama.cpp's converter in this process.
+
+    Our from-scratch tokenizer (`trainer.presets.train_tokenizer`) pre-tokenizes exactly as Qwen2,
+    but the converter recognises pre-tokenizers by hashing token ids, which depend on the learned
+    vocabulary; for a checkpoint whose coedit.json says it owns such a tokenizer, an unknown hash
+    is declared "qwen2". Every other model goes through unchanged. (A test checks that HF and
+    llama.cpp then produce the same token ids.)
+    """
+    conv = converter_dir()
+    sys.path[:0] = [str(conv), str(conv / "gguf-py")]
+    try:
+        import conversion.base as base
+        import convert_hf_to_gguf
+        meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
+        own_tokenizer = meta.get("preset", {}).get("source") == "scratch" or meta.get("run", {}).get("tiny_random")
+        original = base.TextModel.get_vocab_base_pre
+
+        def vocab_base_pre(self, tokenizer):
+            try:
+                return original(self, tokenizer)
+            except NotImplementedError:
+                if own_tokenizer:
+                    return "qwen2"
+                raise
+        base.TextModel.get_vocab_base_pre = vocab_base_pre
+        argv = sys.argv
+        sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
+        try:
+            convert_hf_to_gguf.main()
+        finally:
+            sys.argv = argv
+            base.TextModel.get_vocab_base_pre = original
+    finally:
+        del sys.path[:2]
+
+
+def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) -> str:
+    meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
+    run, preset = meta.get("run", {}), meta.get("preset", {})
+    lines = [f"# coedit model: {out.name}", "",
+             "A Chain-of-Edits repair model for coedit (`dsl` commands, one per turn). Made by this repository's",
+             "`python -m trainer` stages; every number below comes from the command shown beside it.", "",
+             "| | |", "|---|---|",
+             f"| preset | `{preset.get('name', '?')}` ({preset.get('arch', '?')}, {'LoRA merged' if meta.get('lora') else 'full'}) |",
+             f"| chat format | `{meta.get('chat', 'chatml')}` |",
+             f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
+             f"| training | {meta.get('steps', '?')} steps, lr {run.get('lr') or preset.get('lr')}, "
+             f"{meta.get('train_seconds', '?')} s, final loss {meta.get('train_loss', '?')} |",
+             f"| command | `python -m trainer sft --preset {run.get('preset')} --data {run.get('data')} "
+             f"--out {run.get('out')}" + (f" --max-rows {run['max_rows']}" if run.get("max_rows") else "") + "` |", ""]
+    lines += ["| file | bytes | sha256 |", "|---|---|---|"]
+    lines += [f"| `{f.name}` | {f.stat().st_size} | `{sha256(f.read_bytes()).hexdigest()[:16]}…` |" for f in files]
+    for path in evals:
+        e = json.loads(Path(path).read_text())
+        cfg = e["config"]
+        cmd = " ".join(f"--{k} {v}" for k, v in cfg.items() if v not in ("", 0, None) and k not in ("json", "plot"))
+        lines += ["", f"### {e['label']} on `{Path(cfg['tasks']).name}`", "",
+                  f"`python -m trainer eval {cmd}`", "",
+                  "| tasks | k | pass@1 | pass@k | best-of-k | mean turns | invalid | tokens/episode |",
+                  "|---|---|---|---|---|---|---|---|",
+                  f"| {e['n_tasks']} | {e['k']} | {100 * e['pass@1']:.1f}% | {100 * e['pass@k']:.1f}% | "
+                  f"{100 * e['best_of_k']:.1f}% | {e['mean_turns']:.2f} | {100 * e['invalid_rate']:.1f}% | "
+                  f"{e['tokens_per_episode']:.0f} |"]
+    return "\n".join(lines) + "\n"
+
+
+def export(model_dir: str | Path, out: str | Path, outtypes=OUTTYPES, evals: list[str] = ()) -> list[Path]:
+    model_dir, out = Path(model_dir), Path(out)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: not a checkpoint directory (no config.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
+    files = []
+    for outtype in outtypes:
+        f = out / f"model-{outtype}.gguf"
+        convert(model_dir, f, outtype)
+        f.with_suffix(".json").write_text(json.dumps({"chat": meta.get("chat", "chatml")}))
+        files.append(f)
+    if (model_dir / "coedit.json").is_file():
+        shutil.copy(model_dir / "coedit.json", out / "training.json")
+    (out / "README.md").write_text(model_card(model_dir, out, files, list(evals)))
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="checkpoint directory (OUT/final of trainer sft)")
+    p.add_argument("--out", required=True, help="directory for the GGUF files and the model card")
+    p.add_argument("--outtype", action="append", choices=OUTTYPES, help="repeatable; default: f16 and q8_0")
+    p.add_argument("--eval", action="append", default=[], help="eval JSON files for the model card")
+    args = p.parse_args(argv)
+    try:
+        for f in export(args.model, args.out, tuple(args.outtype or OUTTYPES), args.eval):
+            print(f)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -8,8 +8,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := $(VENV)/.installed-dev
+ALL    := $(VENV)/.installed-all
+LLAMA_CPP_PYTHON := 0.3.36
+CONVERTER := .cache/llama.cpp/convert_hf_to_gguf.py
 
-.PHONY: test run sandbox bench clean
+.PHONY: test run sandbox bench converter clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +21,23 @@ $(BIN)/python:
 $(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
+
+# Everything: torch first and alone (an unpinned torch pulls CUDA builds), then the extras.
+# llama-cpp-python builds from source once per machine (minutes); pip's cache keeps the wheel.
+$(ALL): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install -q -e '.[dev,train,server]'
+	touch $(DEV) $@
+
+# llama.cpp's HF->GGUF converter, from the source distribution of the llama-cpp-python we run
+converter: $(CONVERTER)
+$(CONVERTER): | $(BIN)/python
+	mkdir -p .cache/sdist
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d .cache/sdist
+	rm -rf .cache/llama.cpp .cache/unpack && mkdir -p .cache/unpack
+	tar -xzf .cache/sdist/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C .cache/unpack \
+	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	mv .cache/unpack/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp .cache/llama.cpp && rm -rf .cache/unpack
 
 # The sandbox wants bubblewrap; without it, runs fall back (visibly) to plain rlimits.
 sandbox:
@@ -31,7 +51,7 @@ sandbox:
 	    echo "warning: bubblewrap missing; install it for full sandbox isolation: sudo apt-get install bubblewrap"; \
 	  fi; }
 
-test: $(DEV) sandbox
+test: $(ALL) sandbox $(CONVERTER)
 	$(BIN)/python -m pytest -q
 
 run: $(DEV) sandbox

@@ -64,8 +64,8 @@ class TransformersBackend:
         past, step_ids = None, torch.tensor([ids])
         with torch.no_grad():
             for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
-                res = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = res.past_key_values
+                res = self.model(input_ids=step_ids, cache=past, use_cache=True)
+                past = res.cache
                 logits = res.logits[0, -1]
                 nxt = self._choose(logits, out, stop)
                 if nxt is None or nxt == stop:

@@ -45,6 +45,7 @@ class DataConfig:
     max_edits: int = 5  # corruptions per program: uniform in 1..max_edits
     eval_seed: int = 1234  # the MBPP-test evaluation corruptions (one per problem)
     workers: int = 2  # processes, each with its own warm sandbox
+    eval_set: bool = True  # also write the MBPP-test evaluation set
 
 
 def _seed(*parts: object) -> int:
@@ -138,7 +139,7 @@ def build(cfg: DataConfig) -> dict:
                 print(f"  {kept}/{cfg.n} demonstrations ({rate:.0f}/s)", file=sys.stderr, flush=True)
             if kept >= cfg.n:
                 break
-    n_eval = build_eval(out / "eval_mbpp_test.jsonl", pool, cfg)
+    n_eval = build_eval(out / "eval_mbpp_test.jsonl", pool, cfg) if cfg.eval_set else 0
     stats = {"config": asdict(cfg), "demonstrations": kept, "train_tasks": len(train),
              "operators": dict(ops), "n_edits": {str(k): v for k, v in sorted(edits.items())},
              "chars": n_chars, "eval_tasks": n_eval, "seconds": round(time.time() - t0, 1)}
@@ -165,7 +166,10 @@ def build_eval(path: Path, pool: list[str], cfg: DataConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer data", description=__doc__.split("\n\n")[0])
     for name, value in asdict(DataConfig()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, bool):
+            p.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
+        else:
+            p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     cfg = DataConfig(**vars(p.parse_args(argv)))
     stats = build(cfg)
     print(json.dumps({k: stats[k] for k in ("demonstrations", "eval_tasks", "chars", "seconds")}))

@@ -1,0 +1,154 @@
+"""The trainer on CPU with the tiny preset: SFT lowers loss, backends only write valid commands,
+evaluation gives well-formed metrics, export round-trips through llama.cpp, and every GPU preset's
+architecture builds and trains a step with a tiny random config (the GPU itself is not tested)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dsl import Command, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
+from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
+from server.tokens import CHATML, TokenFormat  # noqa: E402
+from trainer.data import DataConfig, build  # noqa: E402
+from trainer.evaluate import EvalConfig, evaluate, mutations, pass_at_k  # noqa: E402
+from trainer.export import export  # noqa: E402
+from trainer.presets import PRESETS  # noqa: E402
+from trainer.sft import SFTRun, load_rows, tokenize_rows, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    build(DataConfig(out=str(out), n=48, seed=5, workers=1, eval_set=False))
+    return out / "sft_coe.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("sft")
+    final = train(SFTRun(preset="tiny", data=str(data), out=str(out), max_steps=12, batch_size=4,
+                         logging_steps=1, save_steps=1000, threads=2))
+    return final
+
+
+def _loss(model, tok, rows) -> float:
+    fmt = TokenFormat(tok, CHATML)
+    data, _ = tokenize_rows(rows, fmt, 2048)
+    losses = []
+    with torch.no_grad():
+        for r in data[:8]:
+            out = model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]]))
+            losses.append(out.loss.item())
+    return sum(losses) / len(losses)
+
+
+def test_sft_lowers_the_loss_on_command_tokens(tiny, data):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    meta = json.loads((tiny / "coedit.json").read_text())
+    assert meta["steps"] == 12 and meta["chat"] == "chatml" and meta["rows"] > 40
+    tok = AutoTokenizer.from_pretrained(tiny)
+    trained = AutoModelForCausalLM.from_pretrained(tiny)
+    fresh = AutoModelForCausalLM.from_config(trained.config)  # same architecture, untrained
+    rows = load_rows(str(data), 8)
+    assert _loss(trained, tok, rows) < _loss(fresh, tok, rows) - 1.0
+
+
+def test_token_format_masks_exactly_the_assistant_tokens(tiny):
+    from transformers import AutoTokenizer
+    fmt = TokenFormat(AutoTokenizer.from_pretrained(tiny), CHATML)
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "L 1 x\n***\nok"},
+            {"role": "assistant", "content": "DELL 1"}]
+    ids, mask = fmt.encode(msgs)
+    learned = [i for i, m in zip(ids, mask) if m]
+    assert fmt.tok.decode(learned) == "DELL 1<|im_end|>"
+    assert ids[: len(fmt.encode(msgs[:2])[0])] == fmt.encode(msgs[:2])[0]  # appending never re-tokenises
+    assert fmt.prompt(msgs[:2]) == fmt.encode(msgs[:2])[0] + fmt.tok.encode("<|im_start|>assistant\n")
+
+
+def test_grammar_constrained_backends_only_write_valid_commands(tiny, tmp_path):
+    task = load_mbpp(["test"])[0]
+    msgs = new_conversation(task, Episode(task).reset())
+    # a barely trained model sampling hot: without the grammar this is mostly garbage
+    hf = TransformersBackend(tiny, temperature=1.5, seed=1, max_new_tokens=48)
+    gguf = export(tiny, tmp_path / "gguf", ("f16",))[0]
+    ll = LlamaCppBackend(gguf, temperature=1.5, seed=1, max_new_tokens=48)
+    for backend in (hf, ll):
+        outs = [backend(msgs) for _ in range(4)]
+        assert all(isinstance(parse(o), Command) for o in outs), outs
+
+
+def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
+    import numpy as np
+    from llama_cpp import Llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from server.backends import _LlamaTokenizer
+    files = export(tiny, tmp_path / "m")
+    assert [f.name for f in files] == ["model-f16.gguf", "model-q8_0.gguf"]
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "python -m trainer sft --preset tiny" in card and "model-q8_0.gguf" in card
+    task = load_mbpp(["test"])[3]
+    msgs = new_conversation(task, Episode(task).reset())
+    tok = AutoTokenizer.from_pretrained(tiny)
+    ids = TokenFormat(tok, CHATML).prompt(msgs)
+    llm = Llama(model_path=str(files[0]), n_ctx=2048, verbose=False, logits_all=True)
+    assert TokenFormat(_LlamaTokenizer(llm), CHATML).prompt(msgs) == ids  # same tokens
+    with torch.no_grad():
+        hf_logits = AutoModelForCausalLM.from_pretrained(tiny)(torch.tensor([ids])).logits[0, -1].numpy()
+    llm.eval(ids)
+    ll_logits = np.array(llm.scores[llm.n_tokens - 1])
+    assert hf_logits.argmax() == ll_logits.argmax()  # same top next token
+    assert TransformersBackend(tiny)(msgs) == LlamaCppBackend(files[0])(msgs)  # same greedy command
+
+
+def test_eval_metrics_are_well_formed(tiny, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("\n".join(Task(f"t{i}", "def f(x):\n    return x + 1\n", f"assert f({i}) == {i}").to_json()
+                               for i in range(3)))
+    out = tmp_path / "eval.json"
+    m = evaluate(EvalConfig(tasks=str(tasks), model=str(tiny), k=2, max_turns=2, json=str(out),
+                            plot=str(tmp_path / "eval.png")))
+    saved = json.loads(out.read_text())
+    for key in ("pass@1", "pass@k", "best_of_k", "invalid_rate", "mean_turns", "n_tasks", "k"):
+        assert key in saved
+    assert saved["n_tasks"] == 3 and saved["k"] == 2 and len(saved["tasks"]) == 3
+    assert 0 <= m["pass@1"] <= m["pass@k"] <= 1 and 0 <= m["invalid_rate"] <= 1
+    assert all(len(t["episodes"]) == 2 for t in saved["tasks"])
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+
+
+def test_pass_at_k_estimator():
+    assert pass_at_k(4, 0, 1) == 0 and pass_at_k(4, 4, 1) == 1
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25) and pass_at_k(4, 1, 4) == 1
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)
+
+
+def test_enumerative_baseline_finds_a_one_token_fix(tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text(Task("off-by-one", "def f(n):\n    return n - 1\n", "assert f(2) == 3").to_json())
+    m = evaluate(EvalConfig(tasks=str(tasks), baseline="enumerative", budget=20))
+    assert m["pass@1"] == 1.0
+    assert any(str(c) == "REPW 2 >>>- >>>+" for c in mutations("def f(n):\n    return n - 1\n"))
+
+
+@pytest.mark.parametrize("name", ["llama-3.2-1b", "llama-3.2-3b", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+def test_gpu_preset_architecture_takes_a_step_with_a_tiny_random_config(name, data, tmp_path):
+    preset = PRESETS[name]
+    final = train(SFTRun(preset=name, data=str(data), out=str(tmp_path), max_steps=1, batch_size=2,
+                         tiny_random=True, save_steps=1000, threads=2))
+    meta = json.loads((final / "coedit.json").read_text())
+    assert meta["steps"] == 1 and meta["lora"] is True and meta["chat"] == preset.chat
+    assert meta["preset"]["arch"] == preset.arch
+
+
+def test_missing_models_give_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="no such model"):
+        load_backend(tmp_path / "nope.gguf")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="not a model directory"):
+        load_backend(tmp_path / "empty")
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf")
+    with pytest.raises(ModelError, match="cannot load it"):
+        load_backend(tmp_path / "bad.gguf")

@@ -9,12 +9,12 @@ from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, s
 from .sandbox import Job, JobResult, Limits, isolation, run_job
 from .state import ApplyError, EditorState
 from .tasks import Task, load_mbpp, load_tasks, write_tasks
-from .verifier import Verifier, VerifyResult, plan_tests
+from .verifier import TestResult, Verifier, VerifyResult, plan_tests
 
 __all__ = [
     "GRAMMAR_GBNF", "TEMPLATES", "Command", "ParseError", "can_extend", "edit_script", "line_edit", "parse", "SYSTEM_PROMPT",
     "new_conversation", "Episode", "Trajectory", "Turn", "default_verifier", "run_episode",
     "scripted_policy", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
-    "EditorState", "Task", "load_mbpp", "load_tasks", "write_tasks", "Verifier", "VerifyResult",
+    "EditorState", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
     "plan_tests",
 ]

@@ -66,7 +66,13 @@ class Limits:
 class Job:
     """One contained process: `files` (relative path -> bytes) are placed in a fresh working
     directory, `argv` runs there (argv[0] resolved with `interpreter` when it is "python"),
-    `ro_paths` are made visible read-only (e.g. a workspace or a virtualenv), `stdin` is fed."""
+    `ro_paths` are made visible read-only (e.g. a virtualenv), `stdin` is fed. `{workdir}` in
+    an argument becomes the working directory's path as the job sees it.
+
+    With `workspace`, the job runs in that directory instead, read-only, with `overlays`
+    (paths relative to it -> bytes) shadowing its files: a project's own tests against an edited
+    file, the project untouched. (Without bubblewrap the workspace is copied, minus .git and
+    virtualenvs, and the overlays written into the copy.)"""
     argv: list[str]
     files: dict[str, bytes] = field(default_factory=dict)
     interpreter: str = sys.executable
@@ -76,6 +82,8 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()
     drop_uid: bool = True  # as root: run as SANDBOX_UID (False only for the driver, which drops it itself)
+    workspace: str | None = None
+    overlays: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,14 +97,16 @@ class JobResult:
     workdir_files: dict[str, bytes] = field(default_factory=dict)  # files the job left, if asked
 
 
-def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None) -> list[str]:
+def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None, chdir: str | None = None,
+                  binds: list[tuple[str, str]] = ()) -> list[str]:
     """bwrap arguments that give the contained process exactly the view described above."""
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
             "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
-    hidden = sorted({str(Path(h).resolve()) for h in ("/root", os.path.expanduser("~")) if h and os.path.isdir(h)})
-    for h in hidden:
+    homes = sorted({str(Path(h).resolve()) for h in ("/root", os.path.expanduser("~")) if h and os.path.isdir(h)})
+    for h in homes:
         args += ["--perms", "0755", "--tmpfs", h]
+    hidden = [*homes, "/tmp"]  # the private /tmp hides the host's too
     made: set[str] = set()
     for p in sorted({str(Path(p).resolve()) for p in ro_paths}):
         home = next((h for h in hidden if p == h or p.startswith(h + "/")), None)
@@ -109,9 +119,10 @@ def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None) -> li
                 made.add(str(d))
         args += ["--ro-bind", p, p]
     if workdir:
-        args += ["--bind", workdir, "/tmp/work", "--chdir", "/tmp/work"]
-    else:
-        args += ["--chdir", "/tmp"]
+        args += ["--bind", workdir, "/tmp/work"]
+    for src, dest in binds:  # read-only files shadowing others (after the paths they sit in)
+        args += ["--ro-bind", src, dest]
+    args += ["--chdir", chdir or ("/tmp/work" if workdir else "/tmp")]
     if as_root:  # needed to switch to SANDBOX_UID; the driver drops them at once
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     return args
@@ -152,11 +163,12 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
-def _wrap(argv: list[str], ro_paths: list[str], workdir: str | None, env: dict[str, str]) -> tuple[list[str], dict, str]:
+def _wrap(argv: list[str], ro_paths: list[str], workdir: str | None, env: dict[str, str], chdir: str | None = None,
+          binds: list[tuple[str, str]] = ()) -> tuple[list[str], dict, str]:
     """The full command line for `argv` under the current isolation, its env, and that isolation."""
     iso = isolation()
     if iso == "bwrap":
-        prefix = _bwrap_prefix(ro_paths, os.getuid() == 0, workdir)
+        prefix = _bwrap_prefix(ro_paths, os.getuid() == 0, workdir, chdir, binds)
         prefix += ["--clearenv"] + [a for k, v in env.items() for a in ("--setenv", k, v)]
         return [*prefix, *argv], {}, iso
     return argv, env, iso
@@ -174,9 +186,7 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
         argv = [*driver_argv(sys.executable, "--exec"), "--limits", json.dumps(job.limits.for_driver()), "--", *argv]
     with tempfile.TemporaryDirectory(prefix="coedit-job-") as work:
         for rel, data in job.files.items():
-            dest = Path(work, rel).resolve()
-            if not str(dest).startswith(str(Path(work).resolve()) + os.sep):
-                raise ValueError(f"job file escapes the working directory: {rel}")
+            dest = _inside(Path(work), rel)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
         os.chmod(work, 0o777)  # the sandbox uid writes here
@@ -184,18 +194,48 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
             for name in dirs + files:
                 os.chmod(os.path.join(dirpath, name), 0o777 if name in dirs else 0o666)
         ro = [*_interpreter_paths(interp), *_interpreter_paths(sys.executable), str(DRIVER.parent), *job.ro_paths]
-        cmd, env, iso = _wrap(argv, ro, work, _env(job.env))
+        chdir, binds, cwd = None, [], work
+        if job.workspace:
+            ws = str(Path(job.workspace).resolve())
+            if isolation() == "bwrap":
+                ro.append(ws)
+                chdir = ws
+                for rel, data in job.overlays.items():
+                    src = _inside(Path(work, ".overlay"), rel)
+                    src.parent.mkdir(parents=True, exist_ok=True)
+                    src.write_bytes(data)
+                    os.chmod(src, 0o644)
+                    binds.append((str(src), str(_inside(Path(ws), rel))))
+            else:
+                cwd = str(Path(work, "workspace"))
+                shutil.copytree(ws, cwd, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+                for rel, data in job.overlays.items():
+                    _inside(Path(cwd), rel).write_bytes(data)
+        inside = "/tmp/work" if isolation() == "bwrap" else work  # the workdir as the job sees it
+        argv = [a.replace("{workdir}", inside) for a in argv]
+        cmd, env, iso = _wrap(argv, ro, work, _env(job.env), chdir, binds)
         if iso == "none":
             env = {**env, "HOME": work, "TMPDIR": work}
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=work, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
+                                cwd=cwd, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
                                 preexec_fn=_limits_preexec(job.limits) if iso == "none" or os.getuid() != 0 else None)
         out, err, timed_out = _communicate_capped(proc, job.stdin, job.limits.out_bytes, start + job.limits.wall_s)
         _kill_group(proc)
         files = {name: Path(work, name).read_bytes() for name in collect if Path(work, name).is_file()}
         return JobResult(None if timed_out else proc.returncode, out.decode("utf-8", "replace"),
                          err.decode("utf-8", "replace"), timed_out, time.monotonic() - start, iso, files)
+
+
+_NOT_COPIED = (".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox")
+
+
+def _inside(base: Path, rel: str) -> Path:
+    """`base / rel`, refusing a relative path that climbs out of `base`."""
+    dest = (base / rel).resolve()
+    if not str(dest).startswith(str(base.resolve()) + os.sep):
+        raise ValueError(f"job file escapes the working directory: {rel}")
+    return dest
 
 
 def _communicate_capped(proc: subprocess.Popen, stdin: bytes, limit: int, deadline: float) -> tuple[bytes, bytes, bool]:

@@ -1,0 +1,110 @@
+"""Which tests judge a target: the workspace's own pytest tests that call it, its doctests, or a
+test the user names.
+
+* `--test PATH` / the `tests` option: a file, or `file::test_name`, taken as given.
+* Otherwise: test files under the workspace root (`test_*.py`, `*_test.py`, skipping virtualenvs,
+  `.git` and `node_modules`) and, within them, the test functions (`test*`, also as methods of
+  `Test*` classes) whose body mentions the target's name.
+* Doctests: when the target's docstring holds `>>>` examples, the doctest of that function.
+
+The result is a list of pytest node ids relative to the root, plus the tests' source text (what
+the model is shown as "Tests:").
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .target import Target
+
+SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache",
+             "site-packages", "build", "dist"}
+MAX_FILES = 2000  # files looked at before giving up on a huge tree
+MAX_TESTS = 20  # tests run per verification
+
+
+@dataclass
+class Tests:
+    node_ids: list[str] = field(default_factory=list)  # pytest node ids, relative to the root
+    source: str = ""  # the tests as the model sees them
+    doctest_module: bool = False  # node ids include a doctest (pytest needs --doctest-modules)
+
+
+class NoTests(ValueError):
+    pass
+
+
+def _test_files(root: Path):
+    seen = 0
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+                seen += 1
+                if seen > MAX_FILES:
+                    return
+                yield Path(dirpath, name)
+
+
+def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
+    """(node id suffix, source) of the test functions in `path` that mention `name`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return []
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    found = []
+
+    def consider(fn: ast.AST, prefix: str) -> None:
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name.startswith("test"):
+            src = ast.get_source_segment(text, fn) or ""
+            if word.search(src):
+                found.append((prefix + fn.name, src))
+
+    for node in tree.body:
+        consider(node, "")
+        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                consider(item, node.name + "::")
+    return found
+
+
+def discover(root: str | Path, file: str | Path, target: Target, explicit: list[str] = ()) -> Tests:
+    """The tests for `target` in `file` (both under `root`); raises NoTests with advice if none."""
+    root, file = Path(root).resolve(), Path(file).resolve()
+    out = Tests()
+    if explicit:
+        for spec in explicit:
+            path_part, _, rest = spec.partition("::")
+            path = (root / path_part).resolve() if not Path(path_part).is_absolute() else Path(path_part)
+            if not path.is_file():
+                raise NoTests(f"the test {spec!r} does not exist")
+            rel = os.path.relpath(path, root)
+            out.node_ids.append(rel + (f"::{rest}" if rest else ""))
+            text = path.read_text(encoding="utf-8", errors="replace")
+            tests = [src for nid, src in _tests_in(path, target.name) if not rest or nid == rest]
+            out.source += "\n\n".join(tests or [text]) + "\n"
+        return out
+    if '>>>' in "\n".join(target.lines):
+        module = os.path.relpath(file, root)
+        dotted = module[:-3].replace(os.sep, ".") if module.endswith(".py") else module
+        out.node_ids.append(f"{module}::{dotted.rsplit('.', 1)[-1]}.{target.qualname}")
+        out.doctest_module = True
+        out.source += "(the doctest examples in the function's docstring)\n"
+    for path in _test_files(root):
+        if path == file:
+            continue
+        for nid, src in _tests_in(path, target.name):
+            if len(out.node_ids) >= MAX_TESTS:
+                break
+            out.node_ids.append(f"{os.path.relpath(path, root)}::{nid}")
+            out.source += src + "\n\n"
+    if not out.node_ids:
+        raise NoTests(f"no tests found for {target.qualname}: write a pytest test that calls it (test_*.py under "
+                      f"the workspace root), add a doctest, or point to a test with the `tests` option")
+    out.source = out.source.strip() + "\n"
+    return out

@@ -81,7 +81,11 @@ class Job:
     limits: Limits = field(default_factory=Limits)
     env: dict[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()
-    drop_uid: bool = True  # as root: run as SANDBOX_UID (False only for the driver, which drops it itself)
+    # As root under bubblewrap a job runs as SANDBOX_UID, except a workspace job: the user's files
+    # need not be readable by that uid, so it stays uid 0, without capabilities (bubblewrap drops
+    # them), confined all the same. via_driver=False: the driver itself, which drops its uid alone.
+    drop_uid: bool = True
+    via_driver: bool = True
     workspace: str | None = None
     overlays: dict[str, bytes] = field(default_factory=dict)
 
@@ -97,7 +101,7 @@ class JobResult:
     workdir_files: dict[str, bytes] = field(default_factory=dict)  # files the job left, if asked
 
 
-def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None, chdir: str | None = None,
+def _bwrap_prefix(ro_paths: list[str], switch_uid: bool, workdir: str | None, chdir: str | None = None,
                   binds: list[tuple[str, str]] = ()) -> list[str]:
     """bwrap arguments that give the contained process exactly the view described above."""
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
@@ -123,7 +127,8 @@ def _bwrap_prefix(ro_paths: list[str], as_root: bool, workdir: str | None, chdir
     for src, dest in binds:  # read-only files shadowing others (after the paths they sit in)
         args += ["--ro-bind", src, dest]
     args += ["--chdir", chdir or ("/tmp/work" if workdir else "/tmp")]
-    if as_root:  # needed to switch to SANDBOX_UID; the driver drops them at once
+    args += ["--cap-drop", "ALL"]  # as root, bwrap would otherwise keep uid 0's capabilities
+    if switch_uid:  # only to switch to SANDBOX_UID; the driver's setuid() then clears them
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     return args
 
@@ -164,11 +169,11 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _wrap(argv: list[str], ro_paths: list[str], workdir: str | None, env: dict[str, str], chdir: str | None = None,
-          binds: list[tuple[str, str]] = ()) -> tuple[list[str], dict, str]:
+          binds: list[tuple[str, str]] = (), switch_uid: bool = True) -> tuple[list[str], dict, str]:
     """The full command line for `argv` under the current isolation, its env, and that isolation."""
     iso = isolation()
     if iso == "bwrap":
-        prefix = _bwrap_prefix(ro_paths, os.getuid() == 0, workdir, chdir, binds)
+        prefix = _bwrap_prefix(ro_paths, switch_uid and os.getuid() == 0, workdir, chdir, binds)
         prefix += ["--clearenv"] + [a for k, v in env.items() for a in ("--setenv", k, v)]
         return [*prefix, *argv], {}, iso
     return argv, env, iso
@@ -182,8 +187,9 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
     """
     interp = os.path.abspath(job.interpreter)  # not resolved: a virtualenv is found via its path
     argv = [interp if a == "python" else a for a in job.argv]
-    if job.drop_uid and os.getuid() == 0 and isolation() == "bwrap":
-        argv = [*driver_argv(sys.executable, "--exec"), "--limits", json.dumps(job.limits.for_driver()), "--", *argv]
+    if job.via_driver and os.getuid() == 0 and isolation() == "bwrap":
+        argv = [*driver_argv(sys.executable, "--exec", job.drop_uid and not job.workspace), "--limits",
+                json.dumps(job.limits.for_driver()), "--", *argv]
     with tempfile.TemporaryDirectory(prefix="coedit-job-") as work:
         for rel, data in job.files.items():
             dest = _inside(Path(work), rel)
@@ -213,7 +219,7 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
                     _inside(Path(cwd), rel).write_bytes(data)
         inside = "/tmp/work" if isolation() == "bwrap" else work  # the workdir as the job sees it
         argv = [a.replace("{workdir}", inside) for a in argv]
-        cmd, env, iso = _wrap(argv, ro, work, _env(job.env), chdir, binds)
+        cmd, env, iso = _wrap(argv, ro, work, _env(job.env), chdir, binds, job.drop_uid and not job.workspace)
         if iso == "none":
             env = {**env, "HOME": work, "TMPDIR": work}
         start = time.monotonic()
@@ -286,11 +292,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def driver_argv(interpreter: str, mode: str) -> list[str]:
+def driver_argv(interpreter: str, mode: str, drop_uid: bool = True) -> list[str]:
     argv = [os.path.realpath(interpreter), "-I", "-S", str(DRIVER), mode]
     if isolation() == "bwrap":
         argv.append("--pidns")  # the server may clean its own namespace between runs
-        if os.getuid() == 0:
+        if os.getuid() == 0 and drop_uid:
             argv += ["--uid", str(SANDBOX_UID), "--nproc", str(NPROC_LIMIT)]
     return argv
 
@@ -302,7 +308,7 @@ def run_fresh(request: dict, limits: Limits) -> dict:
     try:
         argv = [*driver_argv(sys.executable, "--once"), "--results-fd", str(write_fd)]
         job = Job(argv, stdin=json.dumps({**request, "nonce": nonce, "limits": limits.for_driver()}).encode(),
-                  limits=limits, pass_fds=(write_fd,), drop_uid=False)  # the driver drops it itself
+                  limits=limits, pass_fds=(write_fd,), via_driver=False)  # the driver drops its uid itself
         result = run_job(job)
     finally:
         os.close(write_fd)

@@ -50,6 +50,7 @@ class TransformersBackend:
         self.tok = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self.fmt = TokenFormat(self.tok, FORMATS.get(_chat_of(path), CHATML))
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self.grammar = grammar and mode == "coe"
         self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
         self.mode = mode
@@ -110,7 +111,7 @@ class TransformersBackend:
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
                  max_new_tokens: int = 128, seed: int = 0, threads: int = 0, n_gpu_layers: int = 0,
-                 n_ctx: int = 4096, mode: str = "coe", chat: str = "chatml"):
+                 n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
         try:
             from llama_cpp import Llama, LlamaGrammar
         except ImportError as e:
@@ -123,6 +124,7 @@ class LlamaCppBackend:
                              seed=seed, verbose=False, logits_all=False)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
+        self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
         meta = path.with_suffix(".json")
         chat = json.loads(meta.read_text()).get("chat", chat) if meta.is_file() else chat
         self.fmt = TokenFormat(_LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
@@ -166,8 +168,30 @@ def _canonical_gbnf(gbnf: str) -> str:
                .replace('exit ::= "EXIT" [ \\t]*', 'exit ::= "EXIT"')
 
 
-def load_backend(path: str | Path, **options) -> TransformersBackend | LlamaCppBackend:
-    """A backend for a local model: a `.gguf` file (llama.cpp) or a checkpoint directory."""
+class ScriptedBackend:
+    """Not a model: plays the commands of a file (one per line) in every episode, in order, then
+    EXIT. For deterministic tests and demos of the server and `coedit fix` (`model = "scripted:FILE"`)."""
+
+    context = 0
+
+    def __init__(self, path: str | Path, **_options):
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such script")
+        self.commands = [c for c in path.read_text().splitlines() if c.strip()]
+        self.temperature = 0.0
+        self.generated_tokens = 0
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        turn = sum(m["role"] == "assistant" for m in messages)
+        return self.commands[turn] if turn < len(self.commands) else "EXIT"
+
+
+def load_backend(path: str | Path, **options) -> TransformersBackend | LlamaCppBackend | ScriptedBackend:
+    """A backend for a local model: a `.gguf` file (llama.cpp) or a checkpoint directory
+    (or `scripted:FILE`, see ScriptedBackend)."""
+    if str(path).startswith("scripted:"):
+        return ScriptedBackend(str(path)[len("scripted:"):])
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelError(f"{path}: no such model (give a .gguf file or a checkpoint directory)")

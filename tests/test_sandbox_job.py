@@ -24,7 +24,8 @@ def test_job_sees_its_files_and_writes_only_its_workdir():
             "        open(target, 'w').write('x'); print('WROTE', target)\n"
             "    except OSError as e:\n"
             "        print('refused', type(e).__name__)\n"
-            "print('uid', os.getuid())\n")
+            "print('uid', os.getuid())\n"
+            "print('caps', [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])\n")
     job = Job(["python", "-I", "-c", code], files={"pkg/data.txt": b"hello job"})
     r = run_job(job, collect=["out.txt"])
     assert r.returncode == 0, r.stderr
@@ -34,6 +35,8 @@ def test_job_sees_its_files_and_writes_only_its_workdir():
         assert not os.path.exists(target)  # nothing reached the host (home dirs are a private tmpfs)
     if isolation() == "bwrap" and os.getuid() == 0:
         assert "uid 64917" in r.stdout  # not root inside
+    if isolation() == "bwrap":
+        assert "caps 0000000000000000" in r.stdout  # and no capabilities
 
 
 def test_job_runs_real_pytest_with_a_virtualenv_interpreter():
@@ -56,3 +59,18 @@ def test_job_files_cannot_escape_the_workdir():
     with pytest.raises(ValueError, match="escapes"):
         run_job(Job(["python", "-c", "pass"], files={"../evil.txt": b"x"}))
     assert sys.executable  # the supervisor is untouched
+
+
+def test_workspace_job_sees_overlays_not_the_files_and_has_no_capabilities(tmp_path):
+    (tmp_path / "mod.py").write_text("VALUE = 1\n")
+    code = ("import mod, os\nprint(mod.VALUE)\n"
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])\n"
+            "try:\n    open('mod.py', 'w')\nexcept OSError as e:\n    print('read-only', type(e).__name__)\n")
+    r = run_job(Job(["python", "-I", "-c", "import sys; sys.path.insert(0, '.');" + code.replace("\n", "\n")],
+                    workspace=str(tmp_path), overlays={"mod.py": b"VALUE = 2\n"}))
+    assert r.returncode == 0, r.stderr
+    value, caps, ro = r.stdout.split("\n")[:3]
+    assert value == "2"  # the overlay, not the file
+    assert (tmp_path / "mod.py").read_text() == "VALUE = 1\n"  # the workspace is untouched
+    if isolation() == "bwrap":
+        assert caps == "0000000000000000" and ro.startswith("read-only")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,7 @@ server = CoeditServer()
 def initialize(ls: CoeditServer, params: types.InitializeParams) -> None:
     ls.loop = asyncio.get_running_loop()
     ls.options, problems = options_from_json(params.initialization_options)
+    threading.Thread(target=_unload_when_idle, args=(ls,), daemon=True).start()
     for p in problems:
         ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"coedit: {p}"))
 
@@ -174,6 +176,14 @@ def progress_cancel(ls: CoeditServer, params: types.WorkDoneProgressCancelParams
     for job in ls.jobs.values():
         if f"coedit-{id(job)}" == params.token:
             job.cancel.set()
+
+
+def _unload_when_idle(ls: CoeditServer) -> None:
+    """Give the model's memory back after `idleUnload` seconds without a fix."""
+    while True:
+        time.sleep(min(30.0, max(1.0, ls.options.idle_unload / 4)))
+        if not ls.jobs and ls.models.unload_if_idle(ls.options.idle_unload):
+            ls.log("coedit: model unloaded after being idle")
 
 
 def _run_job(ls: CoeditServer, job: Job, source: str, line: int, end_line: int | None) -> None:

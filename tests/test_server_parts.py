@@ -1,0 +1,122 @@
+"""The server's plain parts: edits, targets, options, test discovery, the model cache."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lsprotocol import types
+
+from server.discovery import NoTests, discover
+from server.edits import apply_edits, line_edits
+from server.fix import ModelCache
+from server.options import Options, options_from_json
+from server.target import find_target
+
+ENCODINGS = [types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf32]
+LINES = st.lists(st.sampled_from(["a", "bé", "x = 1", "", "😀 y", "    return z"]), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(LINES, LINES, st.booleans(), st.booleans(), st.sampled_from(ENCODINGS))
+def test_line_edits_turn_old_into_new(a, b, a_nl, b_nl, encoding):
+    old = "\n".join(a) + ("\n" if a_nl and a else "")
+    new = "\n".join(b) + ("\n" if b_nl and b else "")
+    edits = line_edits(old, new, encoding)
+    assert apply_edits(old, edits, encoding) == new
+    assert (edits == []) == (old == new)
+
+
+def test_edits_are_minimal():
+    old = "def f():\n    return 1\n\n\ndef g():\n    return 2\n"
+    edits = line_edits(old, old.replace("return 1", "return 3"))
+    assert len(edits) == 1 and edits[0].range.start.line == 1 and edits[0].new_text == "    return 3\n"
+
+
+SOURCE = "import os\n\n\nclass A:\n    @staticmethod\n    def m(x):\n        return x\n\n\ndef f(y):\n    def inner():\n        pass\n    return y\n"
+
+
+def test_targets_are_innermost_functions_and_methods():
+    assert find_target(SOURCE, 6).qualname == "A.m" and find_target(SOURCE, 6).start == 5
+    assert find_target(SOURCE, 11).qualname == "f.inner"
+    assert find_target(SOURCE, 12).qualname == "f" and find_target(SOURCE, 12).lines[-1] == "    return y"
+    assert find_target(SOURCE, 0) is None and find_target(SOURCE, 1) is None
+    assert find_target(SOURCE, 9, 12).qualname == "f"  # a selection
+
+
+def test_targets_in_a_file_that_does_not_parse():
+    broken = "def ok():\n    return 1\n\ndef bad(x):\n    return x +\n\nprint(1)\n"
+    t = find_target(broken, 4)
+    assert (t.name, t.start, t.end) == ("bad", 3, 5)
+    assert find_target(broken, 6) is None
+
+
+def test_splice_keeps_the_rest_of_the_file_and_its_line_ends():
+    src = "a = 1\r\ndef f():\r\n    return 1\r\nb = 2"
+    t = find_target(src, 2)
+    assert t.splice(src, "def f():\n    return 2\n") == "a = 1\r\ndef f():\r\n    return 2\r\nb = 2"
+
+
+def test_options_from_client_json():
+    opts, problems = options_from_json({"maxTurns": 5, "k": 2, "model": "/m.gguf", "tests": ["t.py"], "timeout": 3})
+    assert (opts.max_turns, opts.k, opts.model, opts.tests, opts.timeout) == (5, 2, "/m.gguf", ["t.py"], 3.0)
+    assert problems == []
+    opts, problems = options_from_json({"k": "four", "bogus": 1, "backend": "gpu"})
+    assert opts.k == Options().k and opts.backend == "auto" and len(problems) == 3
+    assert options_from_json([])[0] == Options()  # Lua's empty table
+    assert options_from_json(7)[1] == ["settings must be an object, not int"]
+
+
+def test_discovery_finds_the_tests_that_call_the_function(tmp_path):
+    (tmp_path / "lib.py").write_text("def area(r):\n    return 3 * r\n\ndef other():\n    pass\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_lib.py").write_text(
+        "from lib import area\n\ndef test_area():\n    assert area(1) == 3\n\ndef test_unrelated():\n    pass\n\n"
+        "class TestMore:\n    def test_more(self):\n        assert area(2) == 6\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "test_noise.py").write_text("def test_x():\n    area(1)\n")
+    src = (tmp_path / "lib.py").read_text()
+    found = discover(tmp_path, tmp_path / "lib.py", find_target(src, 1))
+    assert found.node_ids == ["tests/test_lib.py::test_area", "tests/test_lib.py::TestMore::test_more"]
+    assert "def test_area" in found.source and "test_unrelated" not in found.source
+    with pytest.raises(NoTests, match="no tests found for other"):
+        discover(tmp_path, tmp_path / "lib.py", find_target(src, 4))
+    explicit = discover(tmp_path, tmp_path / "lib.py", find_target(src, 4), ["tests/test_lib.py::test_unrelated"])
+    assert explicit.node_ids == ["tests/test_lib.py::test_unrelated"]
+
+
+def test_doctests_are_tests(tmp_path):
+    src = 'def twice(x):\n    """\n    >>> twice(2)\n    4\n    """\n    return 2 * x\n'
+    (tmp_path / "m.py").write_text(src)
+    found = discover(tmp_path, tmp_path / "m.py", find_target(src, 5))
+    assert found.node_ids == ["m.py::m.twice"] and found.doctest_module
+
+
+def test_model_cache_loads_once_and_unloads_when_idle(tmp_path):
+    script = tmp_path / "s.txt"
+    script.write_text("EXIT\n")
+    cache, events = ModelCache(), []
+    opts = Options(model=f"scripted:{script}")
+    first = cache.get(opts, events.append)
+    assert cache.get(opts, events.append) is first and len(events) == 1
+    time.sleep(0.3)
+    assert cache.unload_if_idle(0.1) and not cache.unload_if_idle(0.1)
+    assert cache.get(opts, events.append) is not first and len(events) == 2
+
+
+def test_workspace_check_runs_doctests_and_reports_relative_lines(tmp_path):
+    import sys
+    from pathlib import Path
+    from server.workspace_check import WorkspaceCheck
+    src = 'import os\n\n\ndef twice(x):\n    """\n    >>> twice(2)\n    4\n    """\n    return 3 * x\n'
+    (tmp_path / "m.py").write_text(src)
+    target = find_target(src, 8)
+    check = WorkspaceCheck(tmp_path, tmp_path / "m.py", src, target, discover(tmp_path, tmp_path / "m.py", target),
+                           sys.executable)
+    bad = check(target.code)
+    assert not bad.passed and bad.tests_total == 1 and "Expected:\n    4\nGot:\n    6" in bad.feedback
+    good = check(target.code.replace("3 * x", "2 * x"))
+    assert good.passed and good.feedback == "All 1 tests pass."
+    assert (tmp_path / "m.py").read_text() == src  # the workspace is never written
+    assert Path(tmp_path / "m.py").exists()

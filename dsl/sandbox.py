@@ -106,7 +106,8 @@ def _bwrap_prefix(ro_paths: list[str], switch_uid: bool, workdir: str | None, ch
     """bwrap arguments that give the contained process exactly the view described above."""
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
             "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "0777", "--tmpfs", "/tmp"]
+    # /tmp without the sticky bit: the fork server (without CAP_FOWNER) can empty it between runs
     homes = sorted({str(Path(h).resolve()) for h in ("/root", os.path.expanduser("~")) if h and os.path.isdir(h)})
     for h in homes:
         args += ["--perms", "0755", "--tmpfs", h]
@@ -128,8 +129,9 @@ def _bwrap_prefix(ro_paths: list[str], switch_uid: bool, workdir: str | None, ch
         args += ["--ro-bind", src, dest]
     args += ["--chdir", chdir or ("/tmp/work" if workdir else "/tmp")]
     args += ["--cap-drop", "ALL"]  # as root, bwrap would otherwise keep uid 0's capabilities
-    if switch_uid:  # only to switch to SANDBOX_UID; the driver's setuid() then clears them
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    if switch_uid:  # the driver switches runs to SANDBOX_UID (their setuid() clears these) and
+        # the fork server must kill runs of that uid
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     return args
 
 

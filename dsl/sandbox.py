@@ -5,12 +5,15 @@ Containment, outermost first:
   (no network at all, no view of other processes), the host file system read-only, a private
   `/tmp`, a fresh `/dev` and `/proc`, home directories hidden (only the interpreter and the paths a
   job needs are bound back), a cleared environment, killed with its parent.
-* **An unprivileged uid** where we start as root (CI, containers): the driver drops to
-  `SANDBOX_UID`, so `RLIMIT_NPROC` is enforced (the kernel does not enforce it for root). Without
-  root the sandbox keeps the caller's uid inside a user namespace.
+* **An unprivileged uid** where we start as root (CI, containers): every `code + tests` run (and
+  every general job) drops to `SANDBOX_UID`, so `RLIMIT_NPROC` is enforced (the kernel does not
+  enforce it for root) and a run cannot signal or trace the fork server, which keeps uid 0 with
+  only CAP_SETUID, CAP_SETGID and CAP_KILL. A workspace job (the user's own tests) keeps uid 0
+  with no capabilities at all, since the user's files need not be readable by another uid.
+  Without root the sandbox keeps the caller's uid inside a user namespace.
 * **rlimits** per run (CPU seconds, address space, file size, open files, no core dumps), a
   wall-clock limit enforced from outside, the run's process group killed at the end, output capped.
-* **The driver's audit hook and nonce-tagged results** (see `sandbox_driver.py`): what makes a
+* **The driver's audit hook and nonce-tagged results** (see `sandbox_child.py`): what makes a
   pass unforgeable.
 
 Where bubblewrap is missing or cannot start (e.g. no user namespaces), runs fall back to plain
@@ -82,8 +85,8 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()
     # As root under bubblewrap a job runs as SANDBOX_UID, except a workspace job: the user's files
-    # need not be readable by that uid, so it stays uid 0, without capabilities (bubblewrap drops
-    # them), confined all the same. via_driver=False: the driver itself, which drops its uid alone.
+    # need not be readable by that uid, so it stays uid 0 with no capabilities (--cap-drop ALL),
+    # confined all the same. via_driver=False: the driver itself, which drops its uid alone.
     drop_uid: bool = True
     via_driver: bool = True
     workspace: str | None = None

@@ -3,7 +3,8 @@
 A backend is a `dsl` policy (`backend(messages) -> str`), so the language server, `coedit fix`,
 the trainer's evaluation and RL rollouts all drive models the same way, through `dsl.run_episode`.
 Both backends encode with `server.tokens.TokenFormat` (the format the model was trained on) and,
-with `grammar=True` (the default), can only write valid commands:
+with `grammar=True` (the default), can only write valid commands. A conversation that no longer
+fits the model's context ends with EXIT (counted in `overflows`), never with a truncated context.
 
 * `TransformersBackend`: a checkpoint directory (`save_pretrained` output, with the `coedit.json`
   that `trainer.sft` writes); the grammar is enforced token by token with `dsl.can_extend`.
@@ -56,10 +57,13 @@ class TransformersBackend:
         self.mode = mode
         self.rng = random.Random(seed)
         self.generated_tokens = 0
+        self.overflows = 0  # replies not generated because the conversation outgrew the context
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         torch = self.torch
         ids = self.fmt.prompt(messages)
+        if _overflows(self, ids):
+            return "EXIT"
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
         past, step_ids = None, torch.tensor([ids])
@@ -132,9 +136,12 @@ class LlamaCppBackend:
         self.grammar = LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False) if grammar and mode == "coe" else None
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
         self.generated_tokens = 0
+        self.overflows = 0  # replies not generated because the conversation outgrew the context
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         ids = self.fmt.prompt(messages)
+        if _overflows(self, ids):
+            return "EXIT"
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
         limit = self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens
@@ -145,6 +152,16 @@ class LlamaCppBackend:
             out.append(tok)
         self.generated_tokens += len(out) + 1
         return self.llm.detokenize(out).decode("utf-8", errors="replace")
+
+
+def _overflows(backend, ids: list[int]) -> bool:
+    """A conversation longer than the model's context (less room for the reply) ends the episode:
+    the model answers EXIT, and the backend counts it (`overflows`) so evaluations can say so."""
+    room = backend.max_new_tokens if backend.mode == "coe" else 4 * backend.max_new_tokens
+    if backend.context and len(ids) + room > backend.context:
+        backend.overflows += 1
+        return True
+    return False
 
 
 class _LlamaTokenizer:

@@ -78,6 +78,9 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict
                         "solved_at": solved_at if traj.solved else None})
         out.append({"id": task.id, "episodes": eps})
         _progress(n, len(tasks), out)
+    out_of_context = greedy.overflows + (sampler.overflows if sampler else 0)
+    for r in out[:1]:
+        r["context_overflows"] = out_of_context  # episodes ended because the context was full
     return out
 
 
@@ -149,6 +152,7 @@ def metrics(results: list[dict], k: int, seconds: float) -> dict:
         "invalid_rate": sum(e["invalid"] for e in eps) / max(turns, 1),
         "tokens_per_episode": sum(e["tokens"] for e in eps) / max(len(eps), 1),
         "episodes_per_s": len(eps) / max(seconds, 1e-9),
+        "context_overflows": sum(r.get("context_overflows", 0) for r in results),
         "seconds": round(seconds, 1),
     }
 

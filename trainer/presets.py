@@ -112,7 +112,10 @@ def build(preset: Preset, *, base: str | None = None, tokenizer_texts=None, tiny
         gguf = smollm2_gguf()
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # dequantized on load; lets save_pretrained work
+        # transformers dequantizes a GGUF on load but still marks the model quantized, which
+        # blocks training and save_pretrained
+        model.hf_quantizer = None
+        model.is_quantized = False
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         return model, tok

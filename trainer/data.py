@@ -115,6 +115,7 @@ def build(cfg: DataConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train = load_mbpp(["train", "validation"])
+    by_id = {t.id: t for t in train}
     pool = line_pool(train)
     t0, kept, seen = time.time(), 0, set()
     ops, edits = Counter(), Counter()
@@ -127,7 +128,7 @@ def build(cfg: DataConfig) -> dict:
             seen.add((ex["task_id"], ex["buggy"]))
             ex_id = f"{ex['task_id']}#{kept}"
             coe.write(json.dumps({"id": ex_id, **{k: ex[k] for k in ("task_id", "n_edits", "operators", "buggy", "messages")}}) + "\n")
-            task = next(t for t in train if t.id == ex["task_id"])
+            task = by_id[ex["task_id"]]
             direct.write(json.dumps({"id": ex_id, "task_id": ex["task_id"],
                                      "messages": direct_messages(task, ex["buggy"], ex["fixed"])}) + "\n")
             ops.update(ex["operators"])

@@ -26,6 +26,7 @@ from pathlib import Path
 from dsl import Command, EditorState, Task, Verifier, line_edit, load_tasks, run_episode
 
 from .corrupt import ARITH, COMPARE, NUMBER, operator_spans
+from .data import direct_messages
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -52,7 +53,8 @@ class EvalConfig:
     threads: int = 0
 
 
-def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict]:
+def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
+    """Per-task results, and how many replies were not generated because the context was full."""
     from server.backends import load_backend
     greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode)
     sampler = load_backend(cfg.model, temperature=cfg.temperature, threads=cfg.threads, seed=cfg.seed,
@@ -64,7 +66,6 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict
             backend = greedy if i == 0 else sampler
             before = backend.generated_tokens
             if cfg.mode == "direct":
-                from .data import direct_messages
                 program = backend(direct_messages(task, task.code))
                 r = verifier.verify(program, task.tests, task.timeout_s)
                 eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": backend.generated_tokens - before,
@@ -78,10 +79,7 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict
                         "solved_at": solved_at if traj.solved else None})
         out.append({"id": task.id, "episodes": eps})
         _progress(n, len(tasks), out)
-    out_of_context = greedy.overflows + (sampler.overflows if sampler else 0)
-    for r in out[:1]:
-        r["context_overflows"] = out_of_context  # episodes ended because the context was full
-    return out
+    return out, greedy.overflows + (sampler.overflows if sampler else 0)
 
 
 def mutations(code: str):
@@ -138,7 +136,7 @@ def _progress(n: int, total: int, out: list[dict]) -> None:
         print(f"  {n}/{total} tasks, {solved} solved", file=sys.stderr, flush=True)
 
 
-def metrics(results: list[dict], k: int, seconds: float) -> dict:
+def metrics(results: list[dict], k: int, seconds: float, overflows: int = 0) -> dict:
     eps = [e for r in results for e in r["episodes"]]
     n_tasks = len(results)
     turns = sum(e["turns"] for e in eps)
@@ -152,7 +150,7 @@ def metrics(results: list[dict], k: int, seconds: float) -> dict:
         "invalid_rate": sum(e["invalid"] for e in eps) / max(turns, 1),
         "tokens_per_episode": sum(e["tokens"] for e in eps) / max(len(eps), 1),
         "episodes_per_s": len(eps) / max(seconds, 1e-9),
-        "context_overflows": sum(r.get("context_overflows", 0) for r in results),
+        "context_overflows": overflows,  # episodes ended because the conversation outgrew the context
         "seconds": round(seconds, 1),
     }
 
@@ -185,7 +183,7 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 def evaluate(cfg: EvalConfig) -> dict:
     tasks = load_tasks(cfg.tasks)[: cfg.limit or None]
     verifier = Verifier()
-    t0 = time.time()
+    t0, overflows = time.time(), 0
     if cfg.baseline == "none":
         results, label = run_none(tasks, verifier), "no edit"
     elif cfg.baseline == "enumerative":
@@ -194,8 +192,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         if not cfg.model:
             from server.defaults import default_model
             cfg.model = str(default_model())
-        results, label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name if cfg.model else ''}"
-    m = metrics(results, cfg.k, time.time() - t0)
+        (results, overflows), label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name}"
+    m = metrics(results, cfg.k, time.time() - t0, overflows)
     verifier.close()
     print(table(m, label))
     if cfg.json:

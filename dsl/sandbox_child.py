@@ -61,7 +61,7 @@ def _install_audit_hook():
     """Deny what would let code find the nonce, start processes or escape; see the docstring."""
     blocked, prefixes, frame_attrs = _BLOCKED_EVENTS, _BLOCKED_PREFIXES, _FRAME_ATTRS
     blocked_imports, blocked_dirs = _BLOCKED_IMPORTS, _BLOCKED_DIRS
-    fspath, type_, str_, bytes_, int_, isinstance_ = os.fspath, type, str, bytes, int, isinstance
+    fspath, type_, bytes_, int_, isinstance_ = os.fspath, type, bytes, int, isinstance
     startswith, partition, split = str.startswith, str.partition, str.split
     as_str, decode, disjoint = str.__str__, bytes.decode, frozenset.isdisjoint
     PermissionError_, BaseException_, frozenset_ = PermissionError, BaseException, frozenset

@@ -28,7 +28,6 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from dsl import Task, Verifier, load_mbpp, run_episode, scripted_policy, write_tasks
-from dsl.conversation import task_message
 
 from .corrupt import corrupt, repair_commands
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.tokens import CHATML, FORMATS, LLAMA3
+from server.tokens import FORMATS
 
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -127,4 +127,4 @@ def build(preset: Preset, *, base: str | None = None, tokenizer_texts=None, tiny
 
 
 def chat_format(preset: Preset):
-    return FORMATS.get(preset.chat, CHATML if preset.chat == "chatml" else LLAMA3)
+    return FORMATS[preset.chat]

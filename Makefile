@@ -1,6 +1,7 @@
 # coedit — two commands on a fresh machine:
 #   make test   create/update .venv, install, run the whole suite
 #   make run    create/update .venv, install, run the main job (today: a demo episode of the dsl tool)
+#   make vsix   the VS Code extension as editors/vscode/coedit.vsix (needs node >= 20)
 # Heavy dependencies (torch, llama-cpp-python) are installed only by the targets that need them;
 # pip's cache is reused, so llama-cpp-python's source build happens once per machine.
 
@@ -11,8 +12,10 @@ DEV    := $(VENV)/.installed-dev
 ALL    := $(VENV)/.installed-all
 LLAMA_CPP_PYTHON := 0.3.36
 CONVERTER := .cache/llama.cpp/convert_hf_to_gguf.py
+VSCODE := editors/vscode
+NODE_MODULES := $(VSCODE)/node_modules/.package-lock.json
 
-.PHONY: test run sandbox bench converter clean
+.PHONY: test run sandbox bench converter clean vscode-test vsix
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +54,23 @@ sandbox:
 	    echo "warning: bubblewrap missing; install it for full sandbox isolation: sudo apt-get install bubblewrap"; \
 	  fi; }
 
-test: $(ALL) sandbox $(CONVERTER)
+# The VS Code extension's unit tests (node's test runner, a stubbed `vscode`) run first: quick,
+# and their failure stops the suite with the output on screen.
+test: $(ALL) sandbox $(CONVERTER) vscode-test
 	$(BIN)/python -m pytest -q
+
+# The extension's npm packages, exactly as package-lock.json has them (npm ci: needs node >= 20)
+$(NODE_MODULES): $(VSCODE)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "node >= 20 and npm are needed for editors/vscode (e.g. apt-get install nodejs npm)"; exit 1; }
+	cd $(VSCODE) && npm ci --no-audit --no-fund
+
+vscode-test: $(NODE_MODULES)
+	cd $(VSCODE) && npm test
+
+# editors/vscode/coedit.vsix: type-checked with tsc, bundled with esbuild, packaged with vsce
+vsix: $(NODE_MODULES)
+	cd $(VSCODE) && npm run vsix
+	@echo "install with: code --install-extension $(VSCODE)/coedit.vsix"
 
 run: $(DEV) sandbox
 	$(BIN)/python -m dsl demo
@@ -62,3 +80,4 @@ bench: $(DEV) sandbox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VSCODE)/node_modules $(VSCODE)/out $(VSCODE)/dist $(VSCODE)/coedit.vsix

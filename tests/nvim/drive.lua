@@ -27,10 +27,10 @@ local function wait(what, seconds, condition)
   return true
 end
 
-local show_message = vim.lsp.handlers['window/showMessage']
-vim.lsp.handlers['window/showMessage'] = function(err, params, ctx)
-  table.insert(record.messages, params.message)
-  return show_message(err, params, ctx)
+local notify = vim.notify
+vim.notify = function(message, level, opts)
+  table.insert(record.messages, message)
+  return notify(message, level, opts)
 end
 vim.api.nvim_create_autocmd('LspProgress', {
   callback = function(event)
@@ -68,6 +68,10 @@ local function drive()
   end
   if not wait('the fix to end', timeout, ended) then return end
   record.ended = ended()
+  -- the server's message with the outcome comes right after the progress ends
+  if not wait('the outcome message', 10, function()
+    return vim.iter(record.messages):any(function(m) return m:find(record.ended, 1, true) ~= nil end)
+  end) then return end
   if env.COEDIT_ACTION == 'fix' then
     -- the edit is applied before the progress ends; `modified` says it reached the buffer
     record.modified_before_write = vim.bo.modified

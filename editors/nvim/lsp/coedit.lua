@@ -13,6 +13,15 @@ return {
   filetypes = { 'python' },
   root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', 'pytest.ini', 'tox.ini', '.git' },
   init_options = vim.empty_dict(),
+  handlers = {
+    -- The server's messages (a fix's outcome) through vim.notify: Neovim's own handler echoes
+    -- them with a trailing newline, which stops at a hit-enter prompt after every fix.
+    ['window/showMessage'] = function(_, params)
+      local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+      vim.notify(params.message, levels[params.type] or vim.log.levels.INFO)
+      return params
+    end,
+  },
   before_init = function(params)
     -- An empty Lua table is encoded as a JSON array ([]); a merged config may have lost the
     -- empty_dict() above, so check at the last moment.

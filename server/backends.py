@@ -47,11 +47,25 @@ class TransformersBackend:
                              "`python -m trainer sft` or a .gguf file")
         if threads:
             torch.set_num_threads(threads)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self._setup(model, tok, FORMATS.get(_chat_of(path), CHATML), grammar=grammar, temperature=temperature,
+                    top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, chat=CHATML, **options) -> "TransformersBackend":
+        """A backend over a model already in memory (RL rollouts sample from the model being trained)."""
+        self = cls.__new__(cls)
+        self._setup(model, tokenizer, chat, **options)
+        return self
+
+    def _setup(self, model, tok, chat, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+               max_new_tokens: int = 128, seed: int = 0, mode: str = "coe") -> None:
+        import torch
         self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        self.fmt = TokenFormat(self.tok, FORMATS.get(_chat_of(path), CHATML))
-        self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self.model, self.tok = model, tok
+        self.fmt = TokenFormat(tok, chat)
+        self.context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         self.grammar = grammar and mode == "coe"
         self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
         self.mode = mode
@@ -60,25 +74,33 @@ class TransformersBackend:
         self.overflows = 0  # replies not generated because the conversation outgrew the context
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
-        torch = self.torch
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
+        out, _ = self.generate_ids(ids)
+        return self.tok.decode(out, skip_special_tokens=True)
+
+    def generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
+        """(reply ids without the stop token, whether the model chose to stop) after context `ids`.
+        The ids are exactly the sampled ones: RL computes log-probs on them, never on a re-encoding."""
+        torch = self.torch
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
+        stopped = False
         past, step_ids = None, torch.tensor([ids])
         with torch.no_grad():
             for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
                 res = self.model(input_ids=step_ids, cache=past, use_cache=True)
                 past = res.cache
-                logits = res.logits[0, -1]
+                logits = res.logits[0, -1].float()
                 nxt = self._choose(logits, out, stop)
                 if nxt is None or nxt == stop:
+                    stopped = nxt == stop
                     break
                 out.append(nxt)
                 step_ids = torch.tensor([[nxt]])
         self.generated_tokens += len(out) + 1
-        return self.tok.decode(out, skip_special_tokens=True)
+        return out, stopped
 
     def _choose(self, logits, out: list[int], stop: int) -> int | None:
         """The next token: greedy or sampled from the top-k, among those the grammar allows."""

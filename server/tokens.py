@@ -74,6 +74,13 @@ class TokenFormat:
         """The context to generate the next assistant message from."""
         return self.encode(messages)[0] + self._fixed(self.chat.header.format(role="assistant"))
 
+    def tool_turn(self, content: str) -> list[int]:
+        """The ids that follow a sampled reply's stop token when the tool answers with `content`:
+        the rest of the assistant message, the tool's (user) message, the next assistant header.
+        An RL rollout appends these after each reply, so earlier ids are never re-encoded."""
+        return (self._fixed(self.chat.after_stop) + self.message("user", content)[0]
+                + self._fixed(self.chat.header.format(role="assistant")))
+
     def decode_reply(self, ids: list[int]) -> str:
         """Generated ids up to (not including) the stop token, as text."""
         stop = self.stop_ids[0]

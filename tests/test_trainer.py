@@ -12,31 +12,25 @@ torch = pytest.importorskip("torch")
 from dsl import Command, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
-from trainer.data import DataConfig, build  # noqa: E402
 from trainer.evaluate import EvalConfig, evaluate, mutations, pass_at_k  # noqa: E402
 from trainer.export import export  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.sft import SFTRun, load_rows, tokenize_rows, train  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    build(DataConfig(out=str(out), n=48, seed=5, workers=1, eval_set=False))
-    return out / "sft_coe.jsonl"
+@pytest.fixture
+def data(sft_data):
+    return sft_data
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, data):
-    out = tmp_path_factory.mktemp("sft")
-    final = train(SFTRun(preset="tiny", data=str(data), out=str(out), max_steps=12, batch_size=4,
-                         logging_steps=1, save_steps=1000, threads=2))
-    return final
+@pytest.fixture
+def tiny(tiny_sft):
+    return tiny_sft
 
 
 def _loss(model, tok, rows) -> float:
     fmt = TokenFormat(tok, CHATML)
-    data, _ = tokenize_rows(rows, fmt, 2048)
+    data, _, _ = tokenize_rows(rows, fmt, 2048)
     losses = []
     with torch.no_grad():
         for r in data[:8]:

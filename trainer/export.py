@@ -87,6 +87,9 @@ def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> Non
     conv = converter_dir()
     if not (conv / "convert_lora_to_gguf.py").is_file():
         raise FileNotFoundError(f"{conv} lacks convert_lora_to_gguf.py: rerun `make converter`")
+    # the converter needs the gguf-py it ships with, not the (older) pip `gguf` transformers may
+    # have imported already: swap the modules for the run
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "gguf" or k.startswith("gguf.")}
     sys.path[:0] = [str(conv), str(conv / "gguf-py")]
     argv = sys.argv
     try:
@@ -96,6 +99,9 @@ def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> Non
     finally:
         sys.argv = argv
         del sys.path[:2]
+        for k in [k for k in sys.modules if k == "gguf" or k.startswith("gguf.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
 
 
 def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ()) -> list[Path]:
@@ -116,7 +122,10 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
     f = out / "coedit.gguf"
     with tempfile.TemporaryDirectory() as base:
         model, tok = build(PRESETS[preset])
-        model.config.save_pretrained(base)  # the converter reads the architecture from it, no weights
+        # the converter reads the architecture from the config (no weights); a GGUF-loaded config
+        # does not name it
+        model.config.architectures = model.config.architectures or [type(model).__name__]
+        model.config.save_pretrained(base)
         tok.save_pretrained(base)
         convert_lora(adapter_dir, Path(base), f)
     f.with_suffix(".json").write_text(json.dumps({"chat": meta.get("chat", "chatml"), "lora_base": LORA_BASES[preset]}))

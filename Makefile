@@ -1,6 +1,6 @@
 # coedit — two commands on a fresh machine:
 #   make test   create/update .venv, install, run the whole suite
-#   make run    create/update .venv, install, run the main job (today: a demo episode of the dsl tool)
+#   make run    create/update .venv, install, run the main job: `coedit fix` on an example with the shipped model
 #   make vsix   the VS Code extension as editors/vscode/coedit.vsix (needs node >= 20)
 # Heavy dependencies (torch, llama-cpp-python) are installed only by the targets that need them;
 # pip's cache is reused, so llama-cpp-python's source build happens once per machine.
@@ -73,8 +73,10 @@ vsix: $(NODE_MODULES)
 	cd $(VSCODE) && npm run vsix
 	@echo "install with: code --install-extension $(VSCODE)/coedit.vsix"
 
-run: $(DEV) sandbox
-	$(BIN)/python -m dsl demo
+# `coedit fix` with the shipped model on a copy of examples/shop (a bug in cart.py, its pytest tests)
+run: $(ALL) sandbox
+	@work=$$(mktemp -d) && cp -r examples/shop "$$work/" && echo "coedit fix $$work/shop/cart.py" && \
+	  $(BIN)/coedit fix "$$work/shop/cart.py"; status=$$?; rm -rf "$$work"; exit $$status
 
 bench: $(DEV) sandbox
 	$(BIN)/python bench/tool_step.py

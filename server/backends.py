@@ -16,6 +16,7 @@ downloaded. Direct mode (`mode="direct"`) generates a whole program instead of o
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -151,9 +152,11 @@ class LlamaCppBackend:
         # a LoRA adapter GGUF (`trainer export --lora`) goes on top of a base GGUF from a pip package
         model, lora = (_lora_base(meta["lora_base"], path), path) if meta.get("lora_base") else (path, None)
         try:
+            # llama-cpp-python defaults to half the cores; a fix or an evaluation wants them all
+            cores = threads or os.cpu_count() or 1
             self.llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=n_ctx,
-                             n_threads=threads or None, n_gpu_layers=n_gpu_layers, seed=seed, verbose=False,
-                             logits_all=False)
+                             n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed,
+                             verbose=False, logits_all=False)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with

@@ -135,6 +135,16 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
     return [f]
 
 
+def _sft_command(run: dict) -> str:
+    """The `trainer sft` command line that made a run: every flag that differs from the default."""
+    from .sft import SFTRun
+    defaults = SFTRun()
+    always = ("preset", "data", "out")  # say these even at their defaults
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in run.items()
+             if hasattr(defaults, k) and (k in always or (v != getattr(defaults, k) and v is not False))]
+    return " ".join(["python -m trainer sft", *flags])
+
+
 def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) -> str:
     meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
     run, preset = meta.get("run", {}), meta.get("preset", {})
@@ -148,8 +158,7 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
              f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
              f"| training | {meta.get('steps', '?')} steps, lr {run.get('lr') or preset.get('lr')}, "
              f"{meta.get('train_seconds', '?')} s, final loss {meta.get('train_loss', '?')} |",
-             f"| command | `python -m trainer sft --preset {run.get('preset')} --data {run.get('data')} "
-             f"--out {run.get('out')}" + (f" --max-rows {run['max_rows']}" if run.get("max_rows") else "") + "` |", ""]
+             f"| command | `{_sft_command(run)}` |", ""]
     lines += ["| file | bytes | sha256 |", "|---|---|---|"]
     lines += [f"| `{f.name}` | {f.stat().st_size} | `{sha256(f.read_bytes()).hexdigest()[:16]}…` |" for f in files]
     for path in evals:

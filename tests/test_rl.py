@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dsl import Task, write_tasks  # noqa: E402
+from dsl import Episode, Task, new_conversation, write_tasks  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
 from trainer.audit import audit  # noqa: E402
 from trainer.rl import RLRun, train  # noqa: E402
@@ -79,14 +79,7 @@ def test_rollout_env_mask_marks_exactly_the_sampled_tokens(tok):
     gap = r.completion_ids[r.turn_spans[0][1]:r.turn_spans[1][0]]
     assert not any(r.env_mask[r.turn_spans[0][1]:r.turn_spans[1][0]])
     assert tok.decode(gap).startswith("\n<|im_start|>user\n") and tok.decode(gap).endswith("<|im_start|>assistant\n")
-    assert r.prompt_ids == fmt.prompt(fmt_messages(r, tok))
-
-
-def fmt_messages(r, tok):
-    from dsl import new_conversation
-    from dsl.episode import Episode
-    ep = Episode(ADD)
-    return new_conversation(ADD, ep.reset())
+    assert r.prompt_ids == fmt.prompt(new_conversation(ADD, Episode(ADD).reset()))
 
 
 def test_turn_advantages_normalise_per_turn_over_the_group():

@@ -16,7 +16,6 @@ order whatever the number of workers; duplicates (same task, same buggy code) ar
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -30,6 +29,7 @@ from pathlib import Path
 from dsl import Task, Verifier, load_mbpp, run_episode, scripted_policy, write_tasks
 
 from .corrupt import corrupt, repair_commands
+from .flags import parse_flags
 
 PAPER_SIZE = 35223
 DIRECT_SYSTEM_PROMPT = ("You repair Python code. You are given a task, its tests and a buggy program. "
@@ -164,13 +164,7 @@ def build_eval(path: Path, pool: list[str], cfg: DataConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer data", description=__doc__.split("\n\n")[0])
-    for name, value in asdict(DataConfig()).items():
-        if isinstance(value, bool):
-            p.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
-        else:
-            p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    cfg = DataConfig(**vars(p.parse_args(argv)))
+    cfg = parse_flags(DataConfig, argv, "python -m trainer data", __doc__.split("\n\n")[0])
     stats = build(cfg)
     print(json.dumps({k: stats[k] for k in ("demonstrations", "eval_tasks", "chars", "seconds")}))
     return 0

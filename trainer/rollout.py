@@ -90,9 +90,8 @@ def rollout(task: Task, sampler, *, verifier: Verifier | None = None, max_turns:
 
     traj = run_episode(task, policy, verifier=verifier, max_turns=max_turns, reward=reward,
                        on_turn=on_turn, should_stop=lambda: rec is not None and rec.over_budget)
-    if rec is None:  # the budget cannot hold even the first reply
-        rec = Rollout(task.id, fmt.prompt(traj.messages[:2]), over_budget=True)
-        return rec
+    # run_episode always plays a first turn, so `rec` exists; the budget is checked from the
+    # second turn on (a first tool state never nears the context for MBPP-size tasks)
     rec.turn_rewards = [t.reward for t in traj.turns]
     if rec.over_budget and rec.turn_rewards:
         rec.turn_rewards[-1] += NO_EXIT_PENALTY  # ended without EXIT, as at the turn cap

@@ -14,16 +14,16 @@ dropped, not truncated. The run's full config goes to `OUT/coedit.json` and tens
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from server.tokens import TokenFormat
 
+from .flags import parse_flags
 from .presets import LORA, PRESETS, build, chat_format, conversation_texts
 
 
@@ -182,13 +182,7 @@ def _check_reload(final: Path, tok, messages: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer sft", description=__doc__.split("\n\n")[0])
-    for f in fields(SFTRun):
-        if f.type in ("bool", bool):
-            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true")
-        else:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    run = SFTRun(**vars(p.parse_args(argv)))
+    run = parse_flags(SFTRun, argv, "python -m trainer sft", __doc__.split("\n\n")[0])
     if run.preset not in PRESETS:
         print(f"unknown preset {run.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 from dsl import Command, can_extend, parse
@@ -73,6 +74,8 @@ class TransformersBackend:
         self.rng = random.Random(seed)
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
+        self._past, self._fed = None, []  # KV cache of the last context, and the ids it holds
+        self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         ids = self.fmt.prompt(messages)
@@ -84,22 +87,34 @@ class TransformersBackend:
     def generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
         """(reply ids without the stop token, whether the model chose to stop) after context `ids`.
         The ids are exactly the sampled ones: RL computes log-probs on them, never on a re-encoding."""
+        with self._lock:
+            return self._generate_ids(ids)
+
+    def _generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
         torch = self.torch
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
         stopped = False
-        past, step_ids = None, torch.tensor([ids])
+        # An episode's context only grows (last context + reply + tool turn), so the KV cache of the
+        # previous call is reused and only the new suffix is prefilled. The cache lives as long as
+        # this backend, over which the weights do not change (RL builds a new one every step).
+        past, fed = self._past, self._fed
+        if past is None or len(ids) <= len(fed) or ids[: len(fed)] != fed:
+            past, fed = None, []
+        fed, step = list(fed), ids[len(fed):]
         with torch.no_grad():
             for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
-                res = self.model(input_ids=step_ids, cache=past, use_cache=True)
+                res = self.model(input_ids=torch.tensor([step]), cache=past, use_cache=True)
                 past = res.cache
+                fed.extend(step)
                 logits = res.logits[0, -1].float()
                 nxt = self._choose(logits, out, stop)
                 if nxt is None or nxt == stop:
                     stopped = nxt == stop
                     break
                 out.append(nxt)
-                step_ids = torch.tensor([[nxt]])
+                step = [nxt]
+        self._past, self._fed = past, fed
         self.generated_tokens += len(out) + 1
         return out, stopped
 
@@ -166,11 +181,16 @@ class LlamaCppBackend:
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
+        self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
+        with self._lock:
+            return self._generate(ids)
+
+    def _generate(self, ids: list[int]) -> str:
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
         limit = self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens

@@ -74,6 +74,26 @@ def test_grammar_constrained_backends_only_write_valid_commands(tiny, tmp_path):
         assert all(isinstance(parse(o), Command) for o in outs), outs
 
 
+def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):
+    """A second turn prefills only what the tool added, and samples what a fresh backend samples."""
+    task = load_mbpp(["test"])[0]
+    msgs = new_conversation(task, Episode(task).reset())
+    cached = TransformersBackend(tiny, temperature=1.0, seed=3, max_new_tokens=24)
+    fed = []
+    cached.model.register_forward_pre_hook(lambda m, a, kw: fed.append(kw["input_ids"].shape[1]),
+                                           with_kwargs=True)
+    first = cached.fmt.prompt(msgs)
+    reply, _ = cached.generate_ids(first)
+    second = first + reply + cached.fmt.stop_ids[:1] + cached.fmt.tool_turn("L 1 x\n***\n0/3 tests pass")
+    fed.clear()
+    again, _ = cached.generate_ids(second)
+    assert fed[0] == len(second) - len(first) - len(reply)  # the previous turn's cache was reused
+    replay = TransformersBackend(tiny, temperature=1.0, seed=3, max_new_tokens=24)
+    replay.generate_ids(first)  # same rng draws as `cached` made on its first turn
+    replay._past, replay._fed = None, []  # forget the cache: the second turn is prefilled whole
+    assert replay.generate_ids(second)[0] == again
+
+
 def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     import numpy as np
     from llama_cpp import Llama

@@ -15,7 +15,6 @@ fixed order until one passes or --budget test runs are spent). Output: a markdow
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,6 +26,7 @@ from dsl import Command, EditorState, Task, Verifier, line_edit, load_tasks, run
 
 from .corrupt import ARITH, COMPARE, NUMBER, operator_spans
 from .data import direct_messages
+from .flags import parse_flags
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -205,10 +205,7 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer eval", description=__doc__.split("\n\n")[0])
-    for name, value in vars(EvalConfig()).items():
-        p.add_argument(f"--{name}", type=type(value), default=value)
-    cfg = EvalConfig(**vars(p.parse_args(argv)))
+    cfg = parse_flags(EvalConfig, argv, "python -m trainer eval", __doc__.split("\n\n")[0])
     from server.backends import ModelError
     try:
         evaluate(cfg)

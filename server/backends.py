@@ -98,7 +98,10 @@ class TransformersBackend:
         # An episode's context only grows (last context + reply + tool turn), so the KV cache of the
         # previous call is reused and only the new suffix is prefilled. The cache lives as long as
         # this backend, over which the weights do not change (RL builds a new one every step).
+        # Taken out while in use: the forward pass extends `past` in place, and an interrupted call
+        # must not leave behind a cache that disagrees with `_fed`.
         past, fed = self._past, self._fed
+        self._past, self._fed = None, []
         if past is None or len(ids) <= len(fed) or ids[: len(fed)] != fed:
             past, fed = None, []
         fed, step = list(fed), ids[len(fed):]

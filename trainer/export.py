@@ -104,14 +104,14 @@ def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> Non
         runpy.run_path(str(script), run_name="__main__")
 
 
-def _base_config(preset: str, folder: Path) -> None:
-    """The base model's config.json, read from its GGUF's metadata (no weights loaded); a GGUF's
-    config does not name the architecture class, which the converter needs."""
+def _base_config(package: str, folder: Path) -> None:
+    """The config.json of the base GGUF a pip package ships, read from its metadata (no weights
+    loaded); a GGUF's config does not name the architecture class, which the converter needs."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    from .presets import smollm2_gguf
-    gguf = {"smollm2-135m": smollm2_gguf}[preset]()
+    from server.backends import pip_gguf
+    gguf = pip_gguf(package)  # the same lookup the server does when it loads the adapter
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config.architectures = config.architectures or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
     config.save_pretrained(folder)
@@ -132,7 +132,7 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
     out.mkdir(parents=True, exist_ok=True)
     f = out / "coedit.gguf"
     with tempfile.TemporaryDirectory() as base:
-        _base_config(preset, Path(base))
+        _base_config(LORA_BASES[preset], Path(base))
         convert_lora(adapter_dir, Path(base), f)
     f.with_suffix(".json").write_text(json.dumps({"chat": meta.get("chat", "chatml"), "lora_base": LORA_BASES[preset]}))
     if meta:
@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outtype", action="append", choices=OUTTYPES, help="repeatable; default: f16 and q8_0")
     p.add_argument("--eval", action="append", default=[], help="eval JSON files for the model card")
     args = p.parse_args(argv)
+    from server.backends import ModelError
     try:
         files = export_lora(args.lora, args.out, args.eval) if args.lora else \
             export(args.model, args.out, tuple(args.outtype or OUTTYPES), args.eval)
         for f in files:
             print(f)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -94,6 +94,26 @@ def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):
     assert replay.generate_ids(second)[0] == again
 
 
+def test_grammar_decoding_ranks_past_the_head_when_it_holds_no_allowed_token(tiny):
+    """Ranking only the best HEAD tokens, then the rest of the vocabulary, picks what a full sort picks."""
+    task = load_mbpp(["test"])[0]
+    msgs = new_conversation(task, Episode(task).reset())
+    full = TransformersBackend(tiny, max_new_tokens=24)
+    full.HEAD = 10 ** 9  # the whole vocabulary, sorted every token
+    one = TransformersBackend(tiny, max_new_tokens=24)
+    one.HEAD = 1  # wherever the top token breaks the grammar, the choice comes from the full ranking
+    ranked, past_head = one._allowed_order, []
+
+    def counting(logits, order, head):
+        for i, tok in enumerate(ranked(logits, order, head)):
+            past_head.append(i >= len(order))
+            yield tok
+    one._allowed_order = counting
+    assert one(msgs) == full(msgs)
+    assert any(past_head)  # the fall-through really happened
+    assert isinstance(parse(one(msgs)), Command)
+
+
 def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     import numpy as np
     from llama_cpp import Llama

@@ -72,6 +72,9 @@ class RLRun:
     logging_steps: int = 1
     threads: int = 0
     bf16: str = "off"  # auto | on | off (the policy's rollouts decode in fp32 either way)
+    # recompute activations in the backward pass: whole episodes (G of them, up to --context tokens
+    # each) otherwise keep every layer's activations alive; on CPU that working set reached 24 GB
+    checkpointing: bool = True
     resume: bool = False
 
 
@@ -262,7 +265,7 @@ def train(run: RLRun) -> Path:
         loss_type=run.loss_type, num_generations=run.group, per_device_train_batch_size=run.group,
         gradient_accumulation_steps=run.tasks_per_step, num_iterations=1, logging_steps=run.logging_steps,
         save_steps=run.save_steps, save_total_limit=2, report_to=["tensorboard"], seed=run.seed,
-        use_cpu=not torch.cuda.is_available(), bf16=use_bf16(run.bf16), gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(), bf16=use_bf16(run.bf16), activation_checkpointing=run.checkpointing,
         max_completion_length=run.context, disable_tqdm=False, remove_unused_columns=False,
         dataloader_num_workers=0, log_completions=False)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")

@@ -146,7 +146,7 @@ def train(run: SFTRun) -> Path:
         disable_tqdm=False, use_cpu=not torch.cuda.is_available(), bf16=bf16,
         # TRL turns activation checkpointing on by default: a third more compute, and our models'
         # activations fit in memory (smollm2-135m, 8 rows of 600 tokens: ~9 GiB)
-        gradient_checkpointing=run.checkpointing,
+        activation_checkpointing=run.checkpointing,
     )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,

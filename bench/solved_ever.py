@@ -1,0 +1,54 @@
+"""Does a model fix the code and then break it again? Replays every episode of a `trainer eval --json`
+file through `dsl.Episode` and counts the episodes whose code passes at some turn against those
+whose final code passes. If the first is larger, stopping when the tests pass (as the server does)
+would gain that much.
+
+    python bench/solved_ever.py runs/eval-smollm2-coe-mbpp.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dsl import Verifier, load_tasks  # noqa: E402
+from dsl.episode import Episode  # noqa: E402
+
+
+def main(path: str) -> int:
+    run = json.loads(Path(path).read_text())
+    tasks = {t.id: t for t in load_tasks(run["config"]["tasks"])}
+    verifier = Verifier()
+    rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
+    for result in run["tasks"]:
+        task, ever_any, end_any = tasks[result["id"]], False, False
+        for ep in result["episodes"]:
+            episode = Episode(task, verifier=verifier, max_turns=max(len(ep["commands"]), 1))
+            episode.reset()
+            ever = False
+            for command in ep["commands"]:
+                *_, info = episode.step(command)
+                ever |= info["solved"]
+            end = episode.result.passed
+            if end != ep["solved"]:
+                raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
+            rows["episodes"][0] += ever
+            rows["episodes"][1] += end
+            ever_any, end_any = ever_any or ever, end_any or end
+        rows["tasks (best of k)"][0] += ever_any
+        rows["tasks (best of k)"][1] += end_any
+    verifier.close()
+    n_eps = sum(len(r["episodes"]) for r in run["tasks"])
+    print(f"| {Path(path).name} | passes at some turn | passes at the end | of |\n|---|---|---|---|")
+    for name, (ever, end) in rows.items():
+        print(f"| {name} | {ever} | {end} | {n_eps if name == 'episodes' else len(run['tasks'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(main(sys.argv[1]))

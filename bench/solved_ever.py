@@ -13,8 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsl import Verifier, load_tasks  # noqa: E402
-from dsl.episode import Episode  # noqa: E402
+from dsl import Verifier, load_tasks, run_episode, scripted_policy  # noqa: E402
 
 
 def main(path: str) -> int:
@@ -23,20 +22,17 @@ def main(path: str) -> int:
     verifier = Verifier()
     rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
     for result in run["tasks"]:
-        task, ever_any, end_any = tasks[result["id"]], False, False
+        ever_any = end_any = False
         for ep in result["episodes"]:
-            episode = Episode(task, verifier=verifier, max_turns=max(len(ep["commands"]), 1))
-            episode.reset()
-            ever = False
-            for command in ep["commands"]:
-                *_, info = episode.step(command)
-                ever |= info["solved"]
-            end = episode.result.passed
-            if end != ep["solved"]:
+            # the recorded commands through the one agent loop; max_turns stops it where the model stopped
+            traj = run_episode(tasks[result["id"]], scripted_policy(ep["commands"]), verifier=verifier,
+                               max_turns=max(len(ep["commands"]), 1))
+            if traj.solved != ep["solved"]:
                 raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
+            ever = any(t.solved for t in traj.turns)
             rows["episodes"][0] += ever
-            rows["episodes"][1] += end
-            ever_any, end_any = ever_any or ever, end_any or end
+            rows["episodes"][1] += traj.solved
+            ever_any, end_any = ever_any or ever, end_any or traj.solved
         rows["tasks (best of k)"][0] += ever_any
         rows["tasks (best of k)"][1] += end_any
     verifier.close()

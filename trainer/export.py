@@ -162,15 +162,17 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
              f"{'full' if not meta.get('lora') else 'LoRA adapter' if files and files[0].name == 'coedit.gguf' else 'LoRA merged'}) |",
              f"| chat format | `{meta.get('chat', 'chatml')}` |",
              f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
-             f"| training | {meta.get('steps', '?')} steps, lr {run.get('lr') or preset.get('lr')}, "
-             f"{meta.get('train_seconds', '?')} s, final loss {meta.get('train_loss', '?')} |",
+             f"| training | {meta.get('steps', '?')} steps"
+             f"{' of %s planned, stopped by --max-minutes' % meta.get('planned_steps') if meta.get('stopped_by_time') else ''}"
+             f", lr {run.get('lr') or preset.get('lr')}, "
+             f"{meta.get('train_seconds', '?')} s, mean training loss {meta.get('train_loss', '?')} |",
              f"| command | `{_sft_command(run)}` |", ""]
     lines += ["| file | bytes | sha256 |", "|---|---|---|"]
     lines += [f"| `{f.name}` | {f.stat().st_size} | `{sha256(f.read_bytes()).hexdigest()[:16]}…` |" for f in files]
     for path in evals:
         e = json.loads(Path(path).read_text())
         cfg = e["config"]
-        cmd = " ".join(f"--{k} {v}" for k, v in cfg.items() if v not in ("", 0, None) and k not in ("json", "plot"))
+        cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if v not in ("", 0, None) and k not in ("json", "plot"))
         lines += ["", f"### {e['label']} on `{Path(cfg['tasks']).name}`", "",
                   f"`python -m trainer eval {cmd}`", "",
                   "| tasks | k | pass@1 | pass@k | best-of-k | mean turns | invalid | tokens/episode |",

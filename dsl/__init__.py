@@ -3,18 +3,18 @@
 Pure standard library: no ML and no LSP imports. The trainer and the language server both build
 on this package and on its single rollout loop, `run_episode`.
 """
-from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_extend, edit_script, line_edit, parse
+from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_end, can_extend, edit_script, line_edit, parse
 from .conversation import SYSTEM_PROMPT, new_conversation
 from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, scripted_policy
 from .sandbox import Job, JobResult, Limits, isolation, run_job
-from .state import ApplyError, EditorState
+from .state import ApplyError, EditorState, lines_in_view
 from .tasks import Task, load_mbpp, load_tasks, write_tasks
 from .verifier import TestResult, Verifier, VerifyResult, plan_tests
 
 __all__ = [
-    "GRAMMAR_GBNF", "TEMPLATES", "Command", "ParseError", "can_extend", "edit_script", "line_edit", "parse", "SYSTEM_PROMPT",
+    "GRAMMAR_GBNF", "TEMPLATES", "Command", "ParseError", "can_end", "can_extend", "edit_script", "line_edit", "parse", "SYSTEM_PROMPT",
     "new_conversation", "Episode", "Trajectory", "Turn", "default_verifier", "run_episode",
     "scripted_policy", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
-    "EditorState", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
+    "EditorState", "lines_in_view", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
     "plan_tests",
 ]

@@ -13,6 +13,7 @@ is cut at `LINE_BUDGET` characters and the feedback at `FEEDBACK_BUDGET`, each m
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .commands import Command, split_code
@@ -81,3 +82,26 @@ class EditorState:
 
 def _clip(text: str, budget: int) -> str:
     return text if len(text) <= budget else text[: budget - 1] + "…"
+
+
+_ROW = re.compile(r"L ([1-9][0-9]*)(?: (.*))?")
+
+
+def lines_in_view(observation: str) -> list[str | None] | None:
+    """The code lines of the editor state rendered in `observation` (a tool turn as `render`
+    wrote it, maybe after the task or an error line), so decoding can check commands against the
+    code the model sees; None for a line `render` clipped (its full text is unknown). None when
+    the observation holds no rendered state with at least one line."""
+    rows = observation.split("\n")
+    for j, row in enumerate(rows):
+        if row != SEPARATOR or not j:
+            continue
+        last = _ROW.fullmatch(rows[j - 1])
+        n = int(last.group(1)) if last else 0
+        if not n or n > j:
+            continue
+        block = [_ROW.fullmatch(r) for r in rows[j - n: j]]
+        if all(m and int(m.group(1)) == i for i, m in enumerate(block, 1)):
+            texts = [m.group(2) or "" for m in block]
+            return [None if len(t) == LINE_BUDGET and t.endswith("…") else t for t in texts]
+    return None

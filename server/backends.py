@@ -3,12 +3,15 @@
 A backend is a `dsl` policy (`backend(messages) -> str`), so the language server, `coedit fix`,
 the trainer's evaluation and RL rollouts all drive models the same way, through `dsl.run_episode`.
 Both backends encode with `server.tokens.TokenFormat` (the format the model was trained on) and,
-with `grammar=True` (the default), can only write valid commands. A conversation that no longer
+with `grammar="code"` (the default), can only write commands that apply to the code in view (read
+back from the last tool turn by `dsl.lines_in_view`): a line that exists, a REPW's old text that is
+on its line; `grammar="syntax"` allows any well-formed command. A conversation that no longer
 fits the model's context ends with EXIT (counted in `overflows`), never with a truncated context.
 
 * `TransformersBackend`: a checkpoint directory (`save_pretrained` output, with the `coedit.json`
   that `trainer.sft` writes); the grammar is enforced token by token with `dsl.can_extend`.
-* `LlamaCppBackend`: a GGUF file through llama-cpp-python, with `dsl.GRAMMAR_GBNF`.
+* `LlamaCppBackend`: a GGUF file through llama-cpp-python: the code grammar by a logits processor
+  over `dsl.can_extend`, the syntax grammar (or a state it cannot read) with `dsl.GRAMMAR_GBNF`.
 
 `load_backend(path)` picks by path: a `.gguf` file or a directory. Local paths only; nothing is
 downloaded. Direct mode (`mode="direct"`) generates a whole program instead of one command.
@@ -21,7 +24,7 @@ import random
 import threading
 from pathlib import Path
 
-from dsl import Command, can_extend, parse
+from dsl import can_end, can_extend, lines_in_view
 
 from .tokens import FORMATS, CHATML, TokenFormat
 
@@ -42,7 +45,7 @@ class TransformersBackend:
     # and sorting the whole vocabulary (49k for SmolLM2) took ~30 ms a token, more than a forward pass
     HEAD = 256
 
-    def __init__(self, path: str | Path, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+    def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
                  max_new_tokens: int = 128, seed: int = 0, threads: int = 0, mode: str = "coe"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,14 +68,14 @@ class TransformersBackend:
         self._setup(model, tokenizer, chat, **options)
         return self
 
-    def _setup(self, model, tok, chat, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+    def _setup(self, model, tok, chat, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
                max_new_tokens: int = 128, seed: int = 0, mode: str = "coe") -> None:
         import torch
         self.torch = torch
         self.model, self.tok = model, tok
         self.fmt = TokenFormat(tok, chat)
         self.context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-        self.grammar = grammar and mode == "coe"
+        self.grammar = grammar_mode(grammar) if mode == "coe" else "off"
         self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
         self.mode = mode
         self.rng = random.Random(seed)
@@ -85,16 +88,17 @@ class TransformersBackend:
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
-        out, _ = self.generate_ids(ids)
+        out, _ = self.generate_ids(ids, lines_in_view(messages[-1]["content"]))
         return self.tok.decode(out, skip_special_tokens=True)
 
-    def generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
-        """(reply ids without the stop token, whether the model chose to stop) after context `ids`.
+    def generate_ids(self, ids: list[int], lines: list[str | None] | None = None) -> tuple[list[int], bool]:
+        """(reply ids without the stop token, whether the model chose to stop) after context `ids`;
+        `lines`: the code the reply edits, for the "code" grammar (`dsl.lines_in_view`).
         The ids are exactly the sampled ones: RL computes log-probs on them, never on a re-encoding."""
         with self._lock:
-            return self._generate_ids(ids)
+            return self._generate_ids(ids, lines if self.grammar == "code" else None)
 
-    def _generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
+    def _generate_ids(self, ids: list[int], lines: list[str | None] | None) -> tuple[list[int], bool]:
         torch = self.torch
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
@@ -115,7 +119,7 @@ class TransformersBackend:
                 past = res.cache
                 fed.extend(step)
                 logits = res.logits[0, -1].float()
-                nxt = self._choose(logits, out, stop)
+                nxt = self._choose(logits, out, stop, lines)
                 if nxt is None or nxt == stop:
                     stopped = nxt == stop
                     break
@@ -125,7 +129,7 @@ class TransformersBackend:
         self.generated_tokens += len(out) + 1
         return out, stopped
 
-    def _choose(self, logits, out: list[int], stop: int) -> int | None:
+    def _choose(self, logits, out: list[int], stop: int, lines: list[str | None] | None = None) -> int | None:
         """The next token: greedy or sampled from the top-k, among those the grammar allows."""
         torch = self.torch
         sampled = self.top_k if self.temperature > 0 else 0  # sampling draws from the top-k: rank them all
@@ -145,16 +149,16 @@ class TransformersBackend:
                         pool.pop(k)
                         break
             order = picks + order[self.top_k:]
-        if not self.grammar:
+        if self.grammar == "off":
             return order[0]
         text = self.tok.decode(out, skip_special_tokens=True)
         for tok in self._allowed_order(logits, order, head):
             if tok == stop:
-                if isinstance(parse(text), Command):
+                if can_end(text, lines):
                     return tok
                 continue
             piece = self.tok.decode(out + [tok], skip_special_tokens=True)
-            if piece != text and can_extend(piece):
+            if piece != text and can_extend(piece, lines):
                 return tok
         return None  # nothing allowed (cannot happen while the text is a valid prefix)
 
@@ -166,7 +170,9 @@ class TransformersBackend:
 
 
 class LlamaCppBackend:
-    def __init__(self, path: str | Path, *, grammar: bool = True, temperature: float = 0.0, top_k: int = 40,
+    HEAD = TransformersBackend.HEAD
+
+    def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
                  max_new_tokens: int = 128, seed: int = 0, threads: int = 0, n_gpu_layers: int = 0,
                  n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
         try:
@@ -192,7 +198,9 @@ class LlamaCppBackend:
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
         self.fmt = TokenFormat(_LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
         from dsl import GRAMMAR_GBNF
-        self.grammar = LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False) if grammar and mode == "coe" else None
+        self.grammar_mode = grammar_mode(grammar) if mode == "coe" else "off"
+        self.grammar = (LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False)
+                        if self.grammar_mode != "off" else None)
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
@@ -202,20 +210,73 @@ class LlamaCppBackend:
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
+        lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
         with self._lock:
-            return self._generate(ids)
+            return self._generate(ids, lines)
 
-    def _generate(self, ids: list[int]) -> str:
+    def _generate(self, ids: list[int], lines: list[str | None] | None = None) -> str:
+        from llama_cpp import LogitsProcessorList
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
         limit = self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens
-        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, grammar=self.grammar,
-                                     reset=True):
+        # with the code in view, the grammar is checked in Python on the best-ranked tokens; the
+        # syntax-only GBNF would have nothing left to remove
+        code = LogitsProcessorList([self._code_filter(out, lines, stop)]) if lines is not None else None
+        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, reset=True,
+                                     grammar=None if code else self.grammar, logits_processor=code):
             if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:
                 break
             out.append(tok)
         self.generated_tokens += len(out) + 1
-        return self.llm.detokenize(out).decode("utf-8", errors="replace")
+        return self._text(out)
+
+    def _text(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+
+    def _code_filter(self, out: list[int], lines: list[str | None], stop: int):
+        """A llama.cpp logits processor that leaves only tokens `dsl.can_extend` allows against the
+        code (the end of turn where `dsl.can_end` does): the best one when greedy, the best top-k
+        when sampling, so the sampler draws among them. `out` is the reply so far (the caller
+        appends each token before the next call)."""
+        import numpy as np
+        ends = {stop, self.llm.token_eos()}
+        wanted = self.top_k if self.temperature > 0 else 1
+
+        def allowed(text: str, tok: int) -> bool:
+            if tok in ends:
+                return can_end(text, lines)
+            piece = self._text(out + [tok])
+            return piece != text and can_extend(piece, lines)
+
+        def process(_input_ids, scores):
+            text = self._text(out)
+            head = min(self.HEAD, scores.size)
+            top = np.argpartition(-scores, head - 1)[:head]
+            ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
+            keep = [t for t in ranked if allowed(text, t)][:wanted]
+            if not keep:  # the head holds nothing allowed: go down the whole ranking
+                keep = [t for t in np.argsort(-scores, kind="stable").tolist()[head:] if allowed(text, t)][:wanted]
+            if not keep:
+                return scores  # nothing allowed (cannot happen while the text is a valid prefix)
+            masked = np.full_like(scores, -np.inf)
+            masked[keep] = scores[keep]
+            return masked
+
+        return process
+
+
+GRAMMARS = ("code", "syntax", "off")
+
+
+def grammar_mode(grammar: bool | str) -> str:
+    """One of GRAMMARS. "code" (True, the default): only commands that apply to the code in view
+    (line numbers in range, a REPW's old text on its line); "syntax": any well-formed command;
+    "off" (False): unconstrained."""
+    if isinstance(grammar, bool):
+        return "code" if grammar else "off"
+    if grammar not in GRAMMARS:
+        raise ModelError(f"grammar must be one of {', '.join(GRAMMARS)}, not {grammar!r}")
+    return grammar
 
 
 def _lora_base(base: str, adapter: Path) -> Path:

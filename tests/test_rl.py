@@ -32,7 +32,7 @@ class ScriptedReplies:
         self.context, self.max_new_tokens = 2048, 64
         self.contexts: list[list[int]] = []
 
-    def generate_ids(self, ids: list[int]) -> tuple[list[int], bool]:
+    def generate_ids(self, ids: list[int], lines=None) -> tuple[list[int], bool]:
         self.contexts.append(list(ids))
         text = self.replies.pop(0) if self.replies else "EXIT"
         return self.tok.encode(text, add_special_tokens=False), True

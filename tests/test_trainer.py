@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dsl import Command, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
+from dsl import Command, EditorState, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
 from trainer.evaluate import EvalConfig, evaluate, mutations, pass_at_k  # noqa: E402
@@ -72,6 +72,23 @@ def test_grammar_constrained_backends_only_write_valid_commands(tiny, tmp_path):
     for backend in (hf, ll):
         outs = [backend(msgs) for _ in range(4)]
         assert all(isinstance(parse(o), Command) for o in outs), outs
+
+
+def test_code_grammar_only_writes_commands_that_apply_to_the_code(tiny, tmp_path):
+    """The default grammar reads the code back from the tool turn: every command names a line
+    that exists and, for REPW, old text that is on it. The syntax grammar alone, sampling the same
+    barely trained model, writes some that do not apply (so this check can fail)."""
+    task = load_mbpp(["test"])[0]
+    msgs = new_conversation(task, Episode(task).reset())
+    state = EditorState.from_code(task.code)
+    gguf = export(tiny, tmp_path / "gguf", ("f16",))[0]
+    for grammar, all_apply in (("code", True), ("syntax", False)):
+        hf = TransformersBackend(tiny, grammar=grammar, temperature=1.5, seed=1, max_new_tokens=48)
+        ll = LlamaCppBackend(gguf, grammar=grammar, temperature=1.5, seed=1, max_new_tokens=48)
+        outs = [backend(msgs) for backend in (hf, ll) for _ in range(6)]
+        assert all(isinstance(parse(o), Command) for o in outs), outs
+        applies = [isinstance(state.apply(parse(o)), EditorState) for o in outs]
+        assert all(applies) if all_apply else not all(applies), (grammar, outs)
 
 
 def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):

@@ -51,14 +51,16 @@ class EvalConfig:
     json: str = ""
     plot: str = ""
     threads: int = 0
+    grammar: str = "code"  # code | syntax | off: what the model may write (server/backends.py)
 
 
 def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
     """Per-task results, and how many replies were not generated because the context was full."""
     from server.backends import load_backend
-    greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode)
+    greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
+                          grammar=cfg.grammar)
     sampler = load_backend(cfg.model, temperature=cfg.temperature, threads=cfg.threads, seed=cfg.seed,
-                           mode=cfg.mode) if cfg.k > 1 else None
+                           mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 else None
     out = []
     for n, task in enumerate(tasks, 1):
         eps = []

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dsl import Task, Verifier
+from dsl import Task, Verifier, lines_in_view
 from dsl.episode import NO_EXIT_PENALTY, SOLVE_REWARD, run_episode
 
 from .audit import audit
@@ -72,7 +72,7 @@ def rollout(task: Task, sampler, *, verifier: Verifier | None = None, max_turns:
         rec.completion_ids += pending
         rec.env_mask += [0] * len(pending)
         pending = []
-        out, stopped = sampler.generate_ids(rec.prompt_ids + rec.completion_ids)
+        out, stopped = sampler.generate_ids(rec.prompt_ids + rec.completion_ids, lines_in_view(messages[-1]["content"]))
         start = len(rec.completion_ids)
         rec.completion_ids += out + [stop]
         rec.env_mask += [1] * len(out) + [1 if stopped else 0]

@@ -105,11 +105,8 @@ def workspace_tests(ws: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_nvim_fix_writes_the_buffer_and_the_test_passes(model, tmp_path, request):
-    if not model.startswith("scripted:"):
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "the shipped SmolLM2 LoRA does not fix this bug yet (README: trainer results); "
-            "this case turns into a pass as soon as a model that does ships")))
+def test_nvim_fix_writes_the_buffer_and_the_test_passes(model, tmp_path):
+    """With the shipped model too: since the GPU-trained adapter it fixes `return a - b` (k = 4)."""
     ws = make_workspace(tmp_path, TESTS)
     assert workspace_tests(ws).returncode == 1  # the bug is real
     record = run_nvim(tmp_path, ws, "fix", {"model": model, "k": 4, "timeout": 60}, wait_s=180)

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import threading
+from itertools import islice
 from pathlib import Path
 
 from dsl import can_end, can_extend, lines_in_view
@@ -253,9 +254,10 @@ class LlamaCppBackend:
             head = min(self.HEAD, scores.size)
             top = np.argpartition(-scores, head - 1)[:head]
             ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
-            keep = [t for t in ranked if allowed(text, t)][:wanted]
+            keep = list(islice((t for t in ranked if allowed(text, t)), wanted))  # stop at the first `wanted`
             if not keep:  # the head holds nothing allowed: go down the whole ranking
-                keep = [t for t in np.argsort(-scores, kind="stable").tolist()[head:] if allowed(text, t)][:wanted]
+                rest = np.argsort(-scores, kind="stable").tolist()[head:]
+                keep = list(islice((t for t in rest if allowed(text, t)), wanted))
             if not keep:
                 return scores  # nothing allowed (cannot happen while the text is a valid prefix)
             masked = np.full_like(scores, -np.inf)

@@ -89,6 +89,10 @@ def test_code_grammar_only_writes_commands_that_apply_to_the_code(tiny, tmp_path
         assert all(isinstance(parse(o), Command) for o in outs), outs
         applies = [isinstance(state.apply(parse(o)), EditorState) for o in outs]
         assert all(applies) if all_apply else not all(applies), (grammar, outs)
+    # llama.cpp's filter ranks the best HEAD tokens, then the rest: it picks what a full sort picks
+    full, one = LlamaCppBackend(gguf, max_new_tokens=24), LlamaCppBackend(gguf, max_new_tokens=24)
+    full.HEAD, one.HEAD = 10 ** 9, 1
+    assert one(msgs) == full(msgs)
 
 
 def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):

@@ -131,13 +131,15 @@ def can_extend(prefix: str, lines: Sequence[str | None] | None = None) -> bool:
     that is not there, or a word that is not on the line, wastes a turn on an error; measured on
     the shipped model, that was every tenth command (README: results)."""
     for word in ("DELL", "ADDL", "REPL", "REPW", "EXIT"):
-        targets = _targets(word, lines)
         if len(prefix) <= len(word):
-            if word.startswith(prefix) and (targets is None or targets):
-                return True
+            if word.startswith(prefix):
+                targets = _targets(word, lines)  # only for words still possible: REPW's is a set
+                if targets is None or targets:
+                    return True
             continue
         if not prefix.startswith(word) or word == "EXIT":
             continue
+        targets = _targets(word, lines)
         rest = prefix[len(word):]
         if rest[0] != " ":
             return False

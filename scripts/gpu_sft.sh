@@ -43,7 +43,7 @@ prepare)
   # the data: rows of every DATA_DIR, ids made unique per directory, corruptions seen before dropped
   $PY - "$@" <<'EOF'
 import gzip, json, sys
-seen, ids = set(), set()
+seen = set()
 with gzip.open(".dev/c/sft_coe.jsonl.gz", "wt") as coe, gzip.open(".dev/c/sft_direct.jsonl.gz", "wt") as direct:
     for n, d in enumerate(sys.argv[1:]):
         for a, b in zip(open(f"{d}/sft_coe.jsonl"), open(f"{d}/sft_direct.jsonl")):

@@ -152,14 +152,10 @@ class TransformersBackend:
             order = picks + order[self.top_k:]
         if self.grammar == "off":
             return order[0]
-        text = self.tok.decode(out, skip_special_tokens=True)
+        decode = lambda ids: self.tok.decode(ids, skip_special_tokens=True)  # noqa: E731
+        text = decode(out)
         for tok in self._allowed_order(logits, order, head):
-            if tok == stop:
-                if can_end(text, lines):
-                    return tok
-                continue
-            piece = self.tok.decode(out + [tok], skip_special_tokens=True)
-            if piece != text and can_extend(piece, lines):
+            if grammar_allows(decode, out, text, tok, {stop}, lines):
                 return tok
         return None  # nothing allowed (cannot happen while the text is a valid prefix)
 
@@ -244,10 +240,7 @@ class LlamaCppBackend:
         wanted = self.top_k if self.temperature > 0 else 1
 
         def allowed(text: str, tok: int) -> bool:
-            if tok in ends:
-                return can_end(text, lines)
-            piece = self._text(out + [tok])
-            return piece != text and can_extend(piece, lines)
+            return grammar_allows(self._text, out, text, tok, ends, lines)
 
         def process(_input_ids, scores):
             text = self._text(out)
@@ -265,6 +258,18 @@ class LlamaCppBackend:
             return masked
 
         return process
+
+
+def grammar_allows(decode, out: list[int], text: str, tok: int, ends: set[int],
+                   lines: list[str | None] | None) -> bool:
+    """Whether the grammar lets the reply `out` (decoding to `text`) go on with `tok`: an end-of-turn
+    token where the text is a command (`dsl.can_end`), any other token where the text grows and
+    stays a command's prefix (`dsl.can_extend`); against the code's `lines` when given. Both
+    backends decide with this, each over its own ranking of tokens."""
+    if tok in ends:
+        return can_end(text, lines)
+    piece = decode(out + [tok])
+    return piece != text and can_extend(piece, lines)
 
 
 GRAMMARS = ("code", "syntax", "off")

@@ -168,7 +168,7 @@ def train(run: SFTRun) -> Path:
     planned = trainer.state.max_steps
     # a run cut short by --max-minutes saw only part of its rows: say so, and how far it got
     config.update(train_seconds=round(seconds, 1), train_loss=result.training_loss, steps=result.global_step,
-                  planned_steps=planned, stopped_by_time=result.global_step < planned,
+                  planned_steps=planned, stopped_by_time=run.max_minutes > 0 and result.global_step < planned,
                   tokens_per_second=round(n_tokens * run.epochs * result.global_step / planned / seconds, 1)
                   if run.max_steps <= 0 else None)
     (out / "coedit.json").write_text(json.dumps(config, indent=2))

@@ -158,3 +158,37 @@ def test_two_processes_over_gloo(tiny_sft, rl_tasks_file, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     meta = json.loads((tmp_path / "final" / "coedit.json").read_text())
     assert meta["steps"] == 1 and meta["episodes"] == 4  # 2 processes x 1 group of 2
+
+
+def test_adapter_init_is_merged_over_its_base(sft_data, tmp_path):
+    """`--init OUT/adapter` (what a GPU SFT run brings back) starts from base + adapter merged: the
+    same logits as HF+PEFT, not the base's; a mismatched preset is a clear error. A tiny random
+    config of a GPU preset's architecture stands in for its weights."""
+    from peft import LoraConfig, get_peft_model
+    from server.backends import ModelError
+    from transformers import AutoModelForCausalLM
+    from trainer.presets import LORA, PRESETS, build, conversation_texts
+    from trainer.rl import load_policy
+    model, tok = build(PRESETS["qwen2.5-coder-0.5b"], tokenizer_texts=conversation_texts(sft_data), tiny_random=True)
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+    torch.manual_seed(3)
+    with torch.no_grad():  # a trained adapter's B is not zero; make this one matter
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    adapter = tmp_path / "sft" / "adapter"
+    peft.save_pretrained(adapter)
+    (adapter.parent / "coedit.json").write_text(json.dumps({"preset": {"name": "qwen2.5-coder-0.5b"}, "chat": "chatml"}))
+
+    policy, _, chat = load_policy(RLRun(preset="qwen2.5-coder-0.5b", init=str(adapter), base=str(base)))
+    ids = torch.tensor([tok.encode("def add(a, b):\n    return a - b")])
+    with torch.no_grad():
+        got, want = policy.eval()(ids).logits, peft.eval()(ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(base)(ids).logits
+    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, plain, atol=1e-2)
+    assert chat.name == "chatml" and not hasattr(policy, "peft_config")  # merged: RL adds its own LoRA
+    with pytest.raises(ModelError, match="qwen2.5-coder-0.5b, not llama-3.2-1b"):
+        load_policy(RLRun(preset="llama-3.2-1b", init=str(adapter), base=str(base)))

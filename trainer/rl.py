@@ -42,7 +42,8 @@ from .rollout import rollout, token_advantages, turn_advantages
 @dataclass
 class RLRun:
     preset: str = "tiny"  # a name from trainer/presets.py (decides LoRA vs full)
-    init: str = ""  # the SFT checkpoint to start from (`python -m trainer sft` writes OUT/final)
+    init: str = ""  # the SFT model: a checkpoint dir (sft's OUT/final) or a LoRA adapter dir (OUT/adapter)
+    base: str = ""  # local weights of a GPU preset, under an adapter --init
     out: str = "runs/rl-tiny"
     tasks: str = ""  # RL tasks (dsl task JSONL); empty: build and probe them (saved as OUT/rl_tasks.jsonl)
     n_tasks: int = 64  # candidates to build
@@ -83,12 +84,34 @@ def load_policy(run: RLRun):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     init = Path(run.init)
+    if run.init and (init / "adapter_config.json").is_file():
+        return _merged_adapter(run, init)
     if not run.init or not (init / "config.json").is_file():
         raise ModelError(f"--init {run.init or '(none)'}: not a checkpoint directory; give the SFT model "
-                         "(`python -m trainer sft --out DIR` writes DIR/final)")
+                         "(`python -m trainer sft --out DIR` writes DIR/final, and DIR/adapter for LoRA presets)")
     tok = AutoTokenizer.from_pretrained(init)
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     return model, tok, FORMATS.get(_chat_of(init), CHATML)
+
+
+def _merged_adapter(run: RLRun, adapter: Path):
+    """An SFT LoRA adapter over its preset's base, merged in memory. A GPU run brings back only the
+    adapter (small enough to carry); merging here keeps the KL reference the SFT model itself
+    (TRL takes a PEFT policy's reference with its adapters off, i.e. the base), and RL adds its own
+    LoRA on top as it does for a merged checkpoint."""
+    from peft import PeftModel
+    from .presets import build, chat_format
+    preset = PRESETS[run.preset]
+    if preset.source == "scratch":
+        raise ModelError(f"--init {adapter}: an adapter needs a pretrained base; preset {run.preset} trains from "
+                         "scratch (give its OUT/final)")
+    meta = adapter.parent / "coedit.json"  # the SFT run's record (preset, chat format), if it is there
+    trained = json.loads(meta.read_text()) if meta.is_file() else {}
+    if trained.get("preset", {}).get("name", run.preset) != run.preset:
+        raise ModelError(f"--init {adapter}: trained over preset {trained['preset']['name']}, not {run.preset}")
+    model, tok = build(preset, base=run.base or None)
+    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model, tok, FORMATS.get(trained.get("chat", ""), chat_format(preset))
 
 
 def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:

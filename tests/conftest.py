@@ -20,3 +20,21 @@ def tiny_sft(tmp_path_factory, sft_data):
     out = tmp_path_factory.mktemp("sft")
     return train(SFTRun(preset="tiny", data=str(sft_data), out=str(out), max_steps=12, batch_size=4,
                         logging_steps=1, save_steps=1000, threads=2))
+
+
+@pytest.fixture
+def random_lora():
+    """`random_lora(model)`: the model under the presets' LoRA config with its B matrices drawn at
+    random (seeded). A trained adapter's B is not zero, and a fresh one's is: this one changes the logits."""
+    def make(model):
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from trainer.presets import LORA
+        peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+        torch.manual_seed(3)
+        with torch.no_grad():
+            for name, p in peft.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.05)
+        return peft
+    return make

@@ -160,35 +160,71 @@ def test_two_processes_over_gloo(tiny_sft, rl_tasks_file, tmp_path):
     assert meta["steps"] == 1 and meta["episodes"] == 4  # 2 processes x 1 group of 2
 
 
-def test_adapter_init_is_merged_over_its_base(sft_data, tmp_path):
-    """`--init OUT/adapter` (what a GPU SFT run brings back) starts from base + adapter merged: the
-    same logits as HF+PEFT, not the base's; a mismatched preset is a clear error. A tiny random
-    config of a GPU preset's architecture stands in for its weights."""
-    from peft import LoraConfig, get_peft_model
-    from server.backends import ModelError
-    from transformers import AutoModelForCausalLM
-    from trainer.presets import LORA, PRESETS, build, conversation_texts
-    from trainer.rl import load_policy
-    model, tok = build(PRESETS["qwen2.5-coder-0.5b"], tokenizer_texts=conversation_texts(sft_data), tiny_random=True)
+GPU_PRESET = "qwen2.5-coder-0.5b"  # a tiny random config of its architecture stands in for its weights
+
+
+@pytest.fixture
+def sft_adapter(sft_data, tmp_path, random_lora):
+    """(base dir, SFT adapter dir, the adapted model, tokenizer): what a GPU SFT run brings back."""
+    from trainer.presets import PRESETS, build, conversation_texts
+    model, tok = build(PRESETS[GPU_PRESET], tokenizer_texts=conversation_texts(sft_data), tiny_random=True)
     base = tmp_path / "base"
     model.save_pretrained(base)
     tok.save_pretrained(base)
-    peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
-    torch.manual_seed(3)
-    with torch.no_grad():  # a trained adapter's B is not zero; make this one matter
-        for name, p in peft.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+    peft = random_lora(model)
     adapter = tmp_path / "sft" / "adapter"
     peft.save_pretrained(adapter)
-    (adapter.parent / "coedit.json").write_text(json.dumps({"preset": {"name": "qwen2.5-coder-0.5b"}, "chat": "chatml"}))
+    (adapter.parent / "coedit.json").write_text(json.dumps({"preset": {"name": GPU_PRESET}, "chat": "chatml"}))
+    return base, adapter, peft.eval(), tok
 
-    policy, _, chat = load_policy(RLRun(preset="qwen2.5-coder-0.5b", init=str(adapter), base=str(base)))
-    ids = torch.tensor([tok.encode("def add(a, b):\n    return a - b")])
+
+def _logits(model, tok):
     with torch.no_grad():
-        got, want = policy.eval()(ids).logits, peft.eval()(ids).logits
-        plain = AutoModelForCausalLM.from_pretrained(base)(ids).logits
-    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, plain, atol=1e-2)
+        return model.eval()(torch.tensor([tok.encode("def add(a, b):\n    return a - b")])).logits
+
+
+def test_adapter_init_is_merged_over_its_base(sft_adapter):
+    """`--init OUT/adapter` starts from base + adapter merged: the same logits as HF+PEFT, not the
+    base's; a mismatched preset is a clear error."""
+    from server.backends import ModelError
+    from transformers import AutoModelForCausalLM
+    from trainer.rl import load_policy
+    base, adapter, peft, tok = sft_adapter
+    policy, _, chat = load_policy(RLRun(preset=GPU_PRESET, init=str(adapter), base=str(base)))
+    got, plain = _logits(policy, tok), _logits(AutoModelForCausalLM.from_pretrained(base), tok)
+    assert torch.allclose(got, _logits(peft, tok), atol=1e-4) and not torch.allclose(got, plain, atol=1e-2)
     assert chat.name == "chatml" and not hasattr(policy, "peft_config")  # merged: RL adds its own LoRA
-    with pytest.raises(ModelError, match="qwen2.5-coder-0.5b, not llama-3.2-1b"):
+    with pytest.raises(ModelError, match=f"{GPU_PRESET}, not llama-3.2-1b"):
         load_policy(RLRun(preset="llama-3.2-1b", init=str(adapter), base=str(base)))
+
+
+def test_stacked_adapters_equal_the_second_over_the_first_merged(sft_adapter, tmp_path, random_lora):
+    """stack_adapters: base + [SFT; RL] as one rank-32 LoRA gives the logits of RL's LoRA over
+    base+SFT merged, exactly (both adapters random, so dropping either would show)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from trainer.export import stack_adapters
+    base, adapter, peft, tok = sft_adapter
+    second = random_lora(peft.merge_and_unload())
+    second.save_pretrained(tmp_path / "rl-only")
+    stacked = stack_adapters(adapter, tmp_path / "rl-only", tmp_path / "stacked")
+    assert json.loads((stacked / "adapter_config.json").read_text())["r"] == 32
+    got = _logits(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(stacked)), tok)
+    sft_only = _logits(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)), tok)
+    assert torch.allclose(got, _logits(second, tok), atol=1e-4) and not torch.allclose(got, sft_only, atol=1e-2)
+
+
+def test_rl_from_an_adapter_writes_the_stacked_adapter(sft_adapter, rl_tasks_file, tmp_path):
+    """One GRPO step from `--init OUT/adapter`: OUT/adapter over the base is the merged OUT/final."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from trainer.export import model_card
+    base, adapter, _, tok = sft_adapter
+    final = train(RLRun(preset=GPU_PRESET, init=str(adapter), base=str(base), out=str(tmp_path / "rl"),
+                        tasks=str(rl_tasks_file), group=2, tasks_per_step=1, max_turns=2, heldout_n=0,
+                        max_steps=1, lr=1e-3, threads=2))
+    shipped = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "rl" / "adapter"))
+    assert torch.allclose(_logits(shipped, tok), _logits(AutoModelForCausalLM.from_pretrained(final), tok), atol=1e-4)
+    card = model_card(tmp_path / "rl", tmp_path / "card", [], [])  # what `export --lora` would write
+    assert f"`python -m trainer rl --preset {GPU_PRESET} --init {adapter} --base {base}" in card
+    assert "| RL | GRPO, 2 tasks, 1 steps, 2 episodes, lr 0.001," in card

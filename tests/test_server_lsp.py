@@ -39,7 +39,6 @@ def make_workspace(root: Path, script: str) -> None:
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "server"], server_env=None),
                     params=["visual_studio_code", "neovim"])
 async def client(lsp_client: LanguageClient, request, tmp_path):
-    script = getattr(request, "param_script", None)
     make_workspace(tmp_path, FIX)
     lsp_client.applied = []  # edits the "editor" applied
     lsp_client.buffers = {}

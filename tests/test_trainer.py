@@ -159,26 +159,20 @@ def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     assert TransformersBackend(tiny)(msgs) == LlamaCppBackend(files[0])(msgs)  # same greedy command
 
 
-def test_lora_adapter_export_round_trips_through_llama_cpp(data, tmp_path):
+def test_lora_adapter_export_round_trips_through_llama_cpp(data, tmp_path, random_lora):
     """`trainer export --lora`'s path: a LoRA adapter GGUF over a base GGUF, on a tiny random Llama
     (the SmolLM2 architecture): llama.cpp with the adapter agrees with HF+PEFT, and differs from the base."""
     import numpy as np
     from llama_cpp import Llama
-    from peft import LoraConfig, get_peft_model
     from trainer.export import convert, convert_lora
-    from trainer.presets import LORA, build, conversation_texts
+    from trainer.presets import build, conversation_texts
     model, tok = build(PRESETS["llama-3.2-1b"], tokenizer_texts=conversation_texts(data), tiny_random=True)
     base = tmp_path / "base"
     model.save_pretrained(base)
     tok.save_pretrained(base)
     (base / "coedit.json").write_text(json.dumps({"chat": "chatml", "run": {"tiny_random": True}}))
     convert(base, tmp_path / "base-f16.gguf", "f16")
-    peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
-    torch.manual_seed(3)
-    with torch.no_grad():  # a trained adapter's B is not zero; make this one matter
-        for name, p in peft.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+    peft = random_lora(model)
     peft.save_pretrained(tmp_path / "adapter")
     adapter = tmp_path / "coedit.gguf"
     convert_lora(tmp_path / "adapter", base, adapter)

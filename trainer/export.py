@@ -141,19 +141,69 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
     return [f]
 
 
-def _sft_command(run: dict) -> str:
-    """The `trainer sft` command line that made a run: every flag that differs from the default."""
+def stack_adapters(first: Path, second: Path, out: Path) -> Path:
+    """One LoRA adapter equal to `first` followed by `second`, where `second` was trained over the
+    base with `first` merged in (RL's LoRA over the SFT adapter): W + s1·B1A1 + s2·B2A2 is
+    W + [s1·B1 | s2·B2]·[A1; A2], a LoRA of rank r1 + r2 with scale 1. Exact, and it ships the RL'd
+    model as a small adapter over the pip-installed base again, as `export --lora` expects."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    cfgs = [json.loads((d / "adapter_config.json").read_text()) for d in (first, second)]
+    for d, c in zip((first, second), cfgs):
+        if c.get("use_dora") or c.get("use_rslora") or c.get("rank_pattern") or c.get("alpha_pattern"):
+            raise ValueError(f"{d}: only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
+    weights = [load_file(str(d / "adapter_model.safetensors")) for d in (first, second)]
+    if set(weights[0]) != set(weights[1]):
+        raise ValueError(f"{first} and {second} adapt different modules; they cannot be stacked")
+    scale = [c["lora_alpha"] / c["r"] for c in cfgs]
+    stacked = {}
+    for key in weights[0]:
+        a, b = (w[key].float() for w in weights)
+        if ".lora_A." in key:
+            stacked[key] = torch.cat([a, b], 0).contiguous()
+        elif ".lora_B." in key:
+            stacked[key] = torch.cat([a * scale[0], b * scale[1]], 1).contiguous()
+        else:
+            raise ValueError(f"{key}: not a LoRA A or B matrix; only plain LoRA adapters can be stacked")
+    rank = cfgs[0]["r"] + cfgs[1]["r"]
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(stacked, str(out / "adapter_model.safetensors"))
+    (out / "adapter_config.json").write_text(json.dumps({**cfgs[0], "r": rank, "lora_alpha": rank}, indent=2))
+    return out
+
+
+def _command(meta: dict) -> str:
+    """The `trainer sft` or `trainer rl` command line that made a run: every flag that differs from
+    the default."""
+    from .rl import RLRun
     from .sft import SFTRun
-    defaults = SFTRun()
-    always = ("preset", "data", "out")  # say these even at their defaults
-    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in run.items()
+    stage, defaults = ("rl", RLRun()) if meta.get("stage") == "rl" else ("sft", SFTRun())
+    always = ("preset", "data", "init", "out")  # say these even at their defaults
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in meta.get("run", {}).items()
              if hasattr(defaults, k) and (k in always or (v != getattr(defaults, k) and v is not False))]
-    return " ".join(["python -m trainer sft", *flags])
+    return " ".join([f"python -m trainer {stage}", *flags])
+
+
+def _sft_rows(meta: dict) -> list[str]:
+    run, preset = meta.get("run", {}), meta.get("preset", {})
+    cut = f" of {meta.get('planned_steps')} planned, stopped by --max-minutes" if meta.get("stopped_by_time") else ""
+    return [f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
+            f"| training | {meta.get('steps', '?')} steps{cut}, lr {run.get('lr') or preset.get('lr')}, "
+            f"{meta.get('train_seconds', '?')} s, mean training loss {meta.get('train_loss', '?')} |"]
+
+
+def _rl_rows(meta: dict) -> list[str]:
+    run = meta.get("run", {})
+    curve = ", ".join(f"{100 * p['pass@1']:.0f}% at step {p['step']}" for p in meta.get("heldout", []))
+    return [f"| started from | `{run.get('init', '?')}` (SFT) |",
+            f"| RL | GRPO, {meta.get('tasks', '?')} tasks, {meta.get('steps', '?')} steps, {meta.get('episodes', '?')} "
+            f"episodes, lr {run.get('lr')}, {meta.get('train_seconds', '?')} s |",
+            f"| held-out greedy pass@1 (first {run.get('heldout_n')} of `{run.get('heldout')}`) | {curve or 'not measured'} |"]
 
 
 def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) -> str:
     meta = json.loads((model_dir / "coedit.json").read_text()) if (model_dir / "coedit.json").is_file() else {}
-    run, preset = meta.get("run", {}), meta.get("preset", {})
+    preset = meta.get("preset", {})
     lines = [f"# coedit model: {out.name}", "",
              "A Chain-of-Edits repair model for coedit (`dsl` commands, one per turn). Made by this repository's",
              "`python -m trainer` stages; every number below comes from the command shown beside it.", "",
@@ -161,12 +211,8 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
              f"| preset | `{preset.get('name', '?')}` ({preset.get('arch', '?')}, "
              f"{'full' if not meta.get('lora') else 'LoRA adapter' if files and files[0].name == 'coedit.gguf' else 'LoRA merged'}) |",
              f"| chat format | `{meta.get('chat', 'chatml')}` |",
-             f"| data | `{run.get('data', '?')}`: {meta.get('rows', '?')} demonstrations, {meta.get('tokens', '?')} tokens |",
-             f"| training | {meta.get('steps', '?')} steps"
-             f"{' of %s planned, stopped by --max-minutes' % meta.get('planned_steps') if meta.get('stopped_by_time') else ''}"
-             f", lr {run.get('lr') or preset.get('lr')}, "
-             f"{meta.get('train_seconds', '?')} s, mean training loss {meta.get('train_loss', '?')} |",
-             f"| command | `{_sft_command(run)}` |", ""]
+             *(_rl_rows(meta) if meta.get("stage") == "rl" else _sft_rows(meta)),
+             f"| command | `{_command(meta)}` |", ""]
     lines += ["| file | bytes | sha256 |", "|---|---|---|"]
     lines += [f"| `{f.name}` | {f.stat().st_size} | `{sha256(f.read_bytes()).hexdigest()[:16]}…` |" for f in files]
     for path in evals:

@@ -18,7 +18,9 @@ Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation w
 kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
 Logs: tensorboard under OUT/runs (reward, solve rate, invalid-command rate, turns, KL, grad norm,
 share of groups with no reward variance), OUT/curves.json and OUT/curves.png (reward and held-out
-pass@1), OUT/coedit.json (the full config); the final model (merged, when LoRA) in OUT/final.
+pass@1), OUT/coedit.json (the full config); the final model (merged, when LoRA) in OUT/final and,
+when --init is an SFT adapter, OUT/adapter: SFT's and RL's LoRA stacked into one adapter over the
+preset's base (`trainer export --lora OUT/adapter` ships it).
 """
 from __future__ import annotations
 
@@ -112,6 +114,16 @@ def _merged_adapter(run: RLRun, adapter: Path):
     model, tok = build(preset, base=run.base or None)
     model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return model, tok, FORMATS.get(trained.get("chat", ""), chat_format(preset))
+
+
+def _save_stacked_adapter(model, init_adapter: Path, where: Path) -> None:
+    """OUT/adapter: the SFT adapter and RL's LoRA as one adapter over the preset's base, so that
+    `trainer export --lora OUT/adapter` ships the RL'd model as small as the SFT one."""
+    import tempfile
+    from .export import stack_adapters
+    with tempfile.TemporaryDirectory() as rl_only:
+        model.save_pretrained(rl_only)
+        stack_adapters(init_adapter, Path(rl_only), where)
 
 
 def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
@@ -308,6 +320,8 @@ def train(run: RLRun) -> Path:
     final = out / "final"
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
+        if use_lora and (Path(run.init) / "adapter_config.json").is_file():
+            _save_stacked_adapter(model, Path(run.init), out / "adapter")
         model = model.merge_and_unload() if use_lora else model
         model.save_pretrained(final)
         tok.save_pretrained(final)

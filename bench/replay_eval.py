@@ -4,6 +4,8 @@
    against those whose final code passes; if the first is larger, stopping when the tests pass (as
    the server does) would gain that much.
 2. Why its commands fail: failing commands by operation and error (numbers and quoted text masked).
+3. Does it stop? Valid edits that leave the code as it was (a line replaced by itself), and
+   episodes the model ended with EXIT rather than the turn cap.
 
     python bench/replay_eval.py runs/eval-smollm2-coe-mbpp.json
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsl import Verifier, load_tasks, run_episode, scripted_policy  # noqa: E402
+from dsl import EditorState, Verifier, load_tasks, run_episode, scripted_policy  # noqa: E402
 
 MASK = re.compile(r"'[^']*'|[0-9]+")  # so errors that differ only in the line or the word count together
 
@@ -27,7 +29,7 @@ def main(path: str) -> int:
     tasks = {t.id: t for t in load_tasks(run["config"]["tasks"])}
     verifier = Verifier()
     rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
-    failures, commands = Counter(), 0
+    failures, commands, noops, exits = Counter(), 0, 0, 0
     for result in run["tasks"]:
         ever_any = end_any = False
         for ep in result["episodes"]:
@@ -38,6 +40,13 @@ def main(path: str) -> int:
                 raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
             ever = any(t.solved for t in traj.turns)
             commands += len(traj.turns)
+            state = EditorState.from_code(tasks[result["id"]].code)
+            for t in traj.turns:
+                if t.valid and t.command.op != "EXIT":
+                    after = state.apply(t.command)
+                    noops += after == state
+                    state = after
+            exits += any(t.valid and t.command.op == "EXIT" for t in traj.turns)
             failures.update(f"{t.text.split(' ', 1)[0]}: {MASK.sub('…', t.error.split('. Use one of')[0])}" for t in traj.turns if t.error)
             rows["episodes"][0] += ever
             rows["episodes"][1] += traj.solved
@@ -52,6 +61,8 @@ def main(path: str) -> int:
     print(f"\n| failing commands: {sum(failures.values())} of {commands} | count |\n|---|---|")
     for kind, n in failures.most_common(8):
         print(f"| {kind} | {n} |")
+    print(f"\n| stopping | count | of |\n|---|---|---|\n| edits that change nothing | {noops} | {commands} commands |\n"
+          f"| episodes ended by EXIT | {exits} | {n_eps} episodes |")
     return 0
 
 

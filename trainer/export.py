@@ -158,11 +158,11 @@ def stack_adapters(first: Path, second: Path, out: Path) -> Path:
     scale = [c["lora_alpha"] / c["r"] for c in cfgs]
     stacked = {}
     for key in weights[0]:
-        a, b = (w[key].float() for w in weights)
-        if ".lora_A." in key:
-            stacked[key] = torch.cat([a, b], 0).contiguous()
-        elif ".lora_B." in key:
-            stacked[key] = torch.cat([a * scale[0], b * scale[1]], 1).contiguous()
+        one, two = (w[key].float() for w in weights)  # this matrix in the first and the second adapter
+        if ".lora_A." in key:  # A: (r, in); the ranks stack as rows
+            stacked[key] = torch.cat([one, two], 0).contiguous()
+        elif ".lora_B." in key:  # B: (out, r); as columns, each with its adapter's scale folded in
+            stacked[key] = torch.cat([one * scale[0], two * scale[1]], 1).contiguous()
         else:
             raise ValueError(f"{key}: not a LoRA A or B matrix; only plain LoRA adapters can be stacked")
     rank = cfgs[0]["r"] + cfgs[1]["r"]

@@ -86,7 +86,7 @@ def load_policy(run: RLRun):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     init = Path(run.init)
-    if run.init and (init / "adapter_config.json").is_file():
+    if _init_is_adapter(run):
         return _merged_adapter(run, init)
     if not run.init or not (init / "config.json").is_file():
         raise ModelError(f"--init {run.init or '(none)'}: not a checkpoint directory; give the SFT model "
@@ -94,6 +94,11 @@ def load_policy(run: RLRun):
     tok = AutoTokenizer.from_pretrained(init)
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     return model, tok, FORMATS.get(_chat_of(init), CHATML)
+
+
+def _init_is_adapter(run: RLRun) -> bool:
+    """--init names a LoRA adapter directory (sft's OUT/adapter) rather than a checkpoint."""
+    return bool(run.init) and (Path(run.init) / "adapter_config.json").is_file()
 
 
 def _merged_adapter(run: RLRun, adapter: Path):
@@ -320,7 +325,7 @@ def train(run: RLRun) -> Path:
     final = out / "final"
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
-        if use_lora and (Path(run.init) / "adapter_config.json").is_file():
+        if use_lora and _init_is_adapter(run):
             _save_stacked_adapter(model, Path(run.init), out / "adapter")
         model = model.merge_and_unload() if use_lora else model
         model.save_pretrained(final)

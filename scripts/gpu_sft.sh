@@ -14,7 +14,8 @@
 #
 # The parts live in /tmp there between calls, so the three calls must follow each other while the
 # machine is still warm. The GGUF is reassembled and checked against its sha256 before training.
-# Knobs (env): COE_MINUTES, DIRECT_MINUTES (time caps), SFT_FLAGS (extra flags for both runs).
+# Knobs (env): COE_MINUTES, DIRECT_MINUTES (time caps; DIRECT_MINUTES=0 skips Direct), SFT_FLAGS (extra
+# flags for both runs, e.g. --epochs 0.8 so that the cosine schedule ends inside the time cap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | stage1 | stage2 | train | unpack FILES_DIR OUT_PREFIX}
@@ -92,8 +93,11 @@ train)
   # progress bars go to the logs; the call's output keeps the loss lines and the summaries
   $PY3 -m trainer sft $common --data $GPU/sft_coe.jsonl --out $GPU/coe --max-minutes "${COE_MINUTES:-4.5}" \
     2>&1 | tee "$OUTDIR/coe.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
-  $PY3 -m trainer sft $common --mode direct --data $GPU/sft_direct.jsonl --same-rows-as $GPU/coe --out $GPU/direct \
-    --max-minutes "${DIRECT_MINUTES:-1.5}" 2>&1 | tee "$OUTDIR/direct.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
+  # DIRECT_MINUTES=0: CoE only, when the device time is better spent on it
+  if [ "${DIRECT_MINUTES:-1.5}" != 0 ]; then
+    $PY3 -m trainer sft $common --mode direct --data $GPU/sft_direct.jsonl --same-rows-as $GPU/coe --out $GPU/direct \
+      --max-minutes "${DIRECT_MINUTES:-1.5}" 2>&1 | tee "$OUTDIR/direct.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
+  fi
   for run in coe direct; do
     [ -d $GPU/$run/adapter ] || { echo "$run: no adapter saved"; continue; }
     mkdir -p "$OUTDIR/$run"

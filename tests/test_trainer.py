@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from dsl import Command, EditorState, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
-from trainer.evaluate import EvalConfig, evaluate, mutations, pass_at_k  # noqa: E402
+from trainer.evaluate import EvalConfig, evaluate, main, mutations, pass_at_k  # noqa: E402
 from trainer.export import export  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.sft import SFTRun, load_rows, tokenize_rows, train  # noqa: E402
@@ -223,6 +223,15 @@ def test_enumerative_baseline_finds_a_one_token_fix(tmp_path):
     m = evaluate(EvalConfig(tasks=str(tasks), baseline="enumerative", budget=20))
     assert m["pass@1"] == 1.0
     assert any(str(c) == "REPW 2 >>>- >>>+" for c in mutations("def f(n):\n    return n - 1\n"))
+
+
+def test_eval_skip_and_limit_take_a_later_disjoint_slice(tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text("\n".join(Task(f"t{i}", "def f():\n    return 1\n", "assert f() == 1").to_json() for i in range(5)))
+    out = tmp_path / "e.json"
+    evaluate(EvalConfig(tasks=str(tasks), baseline="none", skip=1, limit=3, json=str(out)))
+    assert [t["id"] for t in json.loads(out.read_text())["tasks"]] == ["t1", "t2", "t3"]
+    assert main(["--tasks", str(tasks), "--baseline", "none", "--skip", "5"]) == 2  # nothing left: an error
 
 
 @pytest.mark.parametrize("name", ["llama-3.2-1b", "llama-3.2-3b", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])

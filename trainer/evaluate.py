@@ -46,7 +46,8 @@ class EvalConfig:
     temperature: float = 0.7  # for samples after the first (the first is greedy)
     max_turns: int = 10
     budget: int = 100  # enumerative: test runs per task
-    limit: int = 0  # first N tasks only
+    limit: int = 0  # first N tasks only (after --skip)
+    skip: int = 0  # leave out the first N tasks: a second sample of a set, disjoint from the first
     seed: int = 0
     json: str = ""
     plot: str = ""
@@ -183,7 +184,9 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    tasks = load_tasks(cfg.tasks)[: cfg.limit or None]
+    tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
+    if not tasks:
+        raise ValueError(f"{cfg.tasks}: no tasks left after --skip {cfg.skip}")
     verifier = Verifier()
     t0, overflows = time.time(), 0
     if cfg.baseline == "none":
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from server.backends import ModelError
     try:
         evaluate(cfg)
-    except (ModelError, FileNotFoundError) as e:
+    except (ModelError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -232,6 +232,7 @@ def test_eval_skip_and_limit_take_a_later_disjoint_slice(tmp_path):
     evaluate(EvalConfig(tasks=str(tasks), baseline="none", skip=1, limit=3, json=str(out)))
     assert [t["id"] for t in json.loads(out.read_text())["tasks"]] == ["t1", "t2", "t3"]
     assert main(["--tasks", str(tasks), "--baseline", "none", "--skip", "5"]) == 2  # nothing left: an error
+    assert main(["--tasks", str(tasks), "--baseline", "none", "--skip", "-1"]) == 2
 
 
 @pytest.mark.parametrize("name", ["llama-3.2-1b", "llama-3.2-3b", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])

@@ -184,9 +184,11 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
+    if cfg.skip < 0 or cfg.limit < 0:
+        raise ValueError("--skip and --limit take a number of tasks, 0 or more")
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
     if not tasks:
-        raise ValueError(f"{cfg.tasks}: no tasks left after --skip {cfg.skip}")
+        raise ValueError(f"{cfg.tasks}: no tasks" + (f" left after --skip {cfg.skip}" if cfg.skip else ""))
     verifier = Verifier()
     t0, overflows = time.time(), 0
     if cfg.baseline == "none":

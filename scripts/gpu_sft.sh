@@ -94,11 +94,13 @@ train)
   $PY3 -m trainer sft $common --data $GPU/sft_coe.jsonl --out $GPU/coe --max-minutes "${COE_MINUTES:-4.5}" \
     2>&1 | tee "$OUTDIR/coe.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
   # DIRECT_MINUTES=0: CoE only, when the device time is better spent on it
+  runs=coe
   if [ "${DIRECT_MINUTES:-1.5}" != 0 ]; then
+    runs="coe direct"
     $PY3 -m trainer sft $common --mode direct --data $GPU/sft_direct.jsonl --same-rows-as $GPU/coe --out $GPU/direct \
       --max-minutes "${DIRECT_MINUTES:-1.5}" 2>&1 | tee "$OUTDIR/direct.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
   fi
-  for run in coe direct; do
+  for run in $runs; do
     [ -d $GPU/$run/adapter ] || { echo "$run: no adapter saved"; continue; }
     mkdir -p "$OUTDIR/$run"
     # fp16 halves the adapter (the file size limit on the way back); export writes f16 anyway

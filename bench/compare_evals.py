@@ -1,0 +1,118 @@
+"""Two models on the same tasks, paired: which tasks each one fixes, and whether the difference is
+more than the luck of which tasks were drawn.
+
+    python bench/compare_evals.py --a runs/eval-A-1-25.json runs/eval-A-26-50.json \
+                                  --b runs/eval-B-1-25.json runs/eval-B-26-50.json
+
+Each side is one or more `trainer eval --json` files (slices of a task set, e.g. `--limit 25` and
+`--skip 25 --limit 25`); both sides must cover the same task ids with the same k. Prints the
+summary of each side, the tasks where they differ, and for pass@1 the paired difference with a 95%
+bootstrap interval over tasks (tasks resampled, seed 0), for the greedy first episode the exact
+two-sided sign test over the tasks only one side solves. Small task sets give wide intervals: that
+is the point of printing them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from math import comb
+from pathlib import Path
+
+
+def load_side(paths: list[str]) -> dict[str, list[dict]]:
+    """task id -> its episodes, over all the files of one side."""
+    tasks: dict[str, list[dict]] = {}
+    ks = set()
+    for path in paths:
+        try:
+            run = json.loads(Path(path).read_text())
+            ks.add(run["k"])
+            for task in run["tasks"]:
+                if task["id"] in tasks:
+                    raise SystemExit(f"compare_evals: {task['id']} is in more than one file of the same side ({path})")
+                tasks[task["id"]] = task["episodes"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"compare_evals: {path} is not a `trainer eval --json` file ({e!r})")
+    if len(ks) > 1:
+        raise SystemExit(f"compare_evals: the files {paths} were made with different k: {sorted(ks)}")
+    return tasks
+
+
+def summary(tasks: dict[str, list[dict]]) -> dict[str, float]:
+    episodes = [e for eps in tasks.values() for e in eps]
+    commands = sum(len(e["commands"]) for e in episodes)
+    return {
+        "tasks": len(tasks),
+        "episodes": len(episodes),
+        "pass@1": sum(e["solved"] for e in episodes) / len(episodes),
+        "greedy": sum(eps[0]["solved"] for eps in tasks.values()),  # eval's first episode is greedy
+        "best_of_k": sum(any(e["solved"] for e in eps) for eps in tasks.values()),
+        "turns": sum(e["turns"] for e in episodes) / len(episodes),
+        "invalid": sum(e["invalid"] for e in episodes) / max(1, commands),
+    }
+
+
+def solved_pattern(episodes: list[dict]) -> str:
+    """'G' the greedy episode solved, 's' a sampled one, '.' not: 'G.s.' """
+    return "".join(("G" if i == 0 else "s") if e["solved"] else "." for i, e in enumerate(episodes))
+
+
+def bootstrap_ci(diffs: list[float], n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(n))
+    return means[int(0.025 * n)], means[int(0.975 * n) - 1]
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact p-value that wins and losses are equally likely (ties left out)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", nargs="+", required=True, help="eval JSON files of model A")
+    ap.add_argument("--b", nargs="+", required=True, help="eval JSON files of model B")
+    ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("A", "B"), help="names for the table")
+    args = ap.parse_args(argv)
+    a, b = load_side(args.a), load_side(args.b)
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))
+        raise SystemExit(f"compare_evals: the two sides cover different tasks ({len(only)} in one only, e.g. {only[:3]})")
+    if not a:
+        raise SystemExit("compare_evals: no tasks")
+    na, nb = args.names
+    sa, sb = summary(a), summary(b)
+    n = sa["tasks"]
+    print("| model | tasks | episodes | pass@1 | greedy solved | best-of-k | turns | invalid |\n|---|---|---|---|---|---|---|---|")
+    for name, s in ((na, sa), (nb, sb)):
+        print(f"| {name} | {s['tasks']} | {s['episodes']} | {100 * s['pass@1']:.1f}% | {s['greedy']}/{n} | "
+              f"{s['best_of_k']}/{n} ({100 * s['best_of_k'] / n:.0f}%) | {s['turns']:.2f} | {100 * s['invalid']:.1f}% |")
+
+    ids = sorted(a, key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else 0, t))
+    differ = [t for t in ids if solved_pattern(a[t]) != solved_pattern(b[t])]
+    print(f"\ntasks where the episodes' outcomes differ ({len(differ)} of {n}; G greedy solved, s sampled solved):\n")
+    print(f"| task | {na} | {nb} |\n|---|---|---|")
+    for t in differ:
+        print(f"| {t} | {solved_pattern(a[t])} | {solved_pattern(b[t])} |")
+
+    def rate(eps: list[dict]) -> float:
+        return sum(e["solved"] for e in eps) / len(eps)
+
+    diffs = [rate(b[t]) - rate(a[t]) for t in ids]
+    lo, hi = bootstrap_ci(diffs)
+    wins = sum(b[t][0]["solved"] and not a[t][0]["solved"] for t in ids)
+    losses = sum(a[t][0]["solved"] and not b[t][0]["solved"] for t in ids)
+    print(f"\npass@1 {nb} - {na}: {100 * (sb['pass@1'] - sa['pass@1']):+.1f} points "
+          f"(95% bootstrap interval over tasks {100 * lo:+.1f} to {100 * hi:+.1f})")
+    print(f"greedy: {nb} alone solves {wins}, {na} alone {losses}; sign test p = {sign_test(wins, losses):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -90,14 +90,17 @@ _ROW = re.compile(r"L ([1-9][0-9]*)(?: (.*))?")
 def lines_in_view(observation: str) -> list[str | None] | None:
     """The code lines of the editor state rendered in `observation` (a tool turn as `render`
     wrote it, maybe after the task or an error line), so decoding can check commands against the
-    code the model sees; None for a line `render` clipped (its full text is unknown). None when
-    the observation holds no rendered state with at least one line."""
+    code the model sees; None for a line `render` clipped (its full text is unknown). [] for an
+    empty state (a `***` that starts the observation, the code block, or follows one error line),
+    so decoding offers only ADDL 1 and EXIT. None when the observation holds no rendered state."""
     rows = observation.split("\n")
     for j, row in enumerate(rows):
-        if row != SEPARATOR or not j:
+        if row != SEPARATOR:
             continue
-        last = _ROW.fullmatch(rows[j - 1])
+        last = _ROW.fullmatch(rows[j - 1]) if j else None
         n = int(last.group(1)) if last else 0
+        if not n and (j == 0 or rows[j - 1] == "Code:" or (j == 1 and not rows[0].startswith(("Task:", "Tests:")))):
+            return []
         if not n or n > j:
             continue
         block = [_ROW.fullmatch(r) for r in rows[j - n: j]]

@@ -751,7 +751,19 @@ def test_lines_in_view_reads_back_the_rendered_code(lines, feedback):
 def test_lines_in_view_marks_clipped_lines_unknown_and_needs_a_state():
     long = "x = '" + "a" * (LINE_BUDGET + 10) + "'"
     assert lines_in_view(EditorState(("def f():", long)).render("")) == ["def f():", None]
-    assert lines_in_view("no state here") is None and lines_in_view(EditorState(()).render("fail")) is None
+    assert lines_in_view("no state here") is None and lines_in_view("Task: a\n***\nb") is None
+
+
+def test_an_empty_state_reads_back_as_no_lines_so_only_addl_1_and_exit_decode():
+    # an episode whose edits deleted every line: REPL/DELL/REPW of any line cannot apply
+    empty = EditorState(()).render("NameError: name 'f' is not defined")
+    for observation in (empty, f"DELL 1: no such line (the code is empty).\n{empty}",
+                        f"Task: t\n\nTests:\nassert f()\n\nCode:\n{empty}"):
+        lines = lines_in_view(observation)
+        assert lines == []
+        assert can_extend("ADDL 1 ", lines) and can_end("ADDL 1 >>>def f():", lines) and can_end("EXIT", lines)
+        assert not can_extend("ADDL 2", lines) and not can_extend("REPL", lines) and not can_extend("DELL", lines)
+        assert not can_extend("REPW", lines)
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,9 +20,13 @@ import sys
 from math import comb
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def load_side(paths: list[str]) -> dict[str, list[dict]]:
-    """task id -> its episodes, over all the files of one side."""
+from trainer.evaluate import metrics  # noqa: E402
+
+
+def load_side(paths: list[str]) -> tuple[dict[str, list[dict]], int]:
+    """task id -> its episodes, over all the files of one side, and their k."""
     tasks: dict[str, list[dict]] = {}
     ks = set()
     for path in paths:
@@ -37,21 +41,15 @@ def load_side(paths: list[str]) -> dict[str, list[dict]]:
             raise SystemExit(f"compare_evals: {path} is not a `trainer eval --json` file ({e!r})")
     if len(ks) > 1:
         raise SystemExit(f"compare_evals: the files {paths} were made with different k: {sorted(ks)}")
-    return tasks
+    return tasks, ks.pop() if ks else 0
 
 
-def summary(tasks: dict[str, list[dict]]) -> dict[str, float]:
-    episodes = [e for eps in tasks.values() for e in eps]
-    commands = sum(len(e["commands"]) for e in episodes)
-    return {
-        "tasks": len(tasks),
-        "episodes": len(episodes),
-        "pass@1": sum(e["solved"] for e in episodes) / len(episodes),
-        "greedy": sum(eps[0]["solved"] for eps in tasks.values()),  # eval's first episode is greedy
-        "best_of_k": sum(any(e["solved"] for e in eps) for eps in tasks.values()),
-        "turns": sum(e["turns"] for e in episodes) / len(episodes),
-        "invalid": sum(e["invalid"] for e in episodes) / max(1, commands),
-    }
+def summary(tasks: dict[str, list[dict]], k: int) -> dict:
+    """trainer eval's own metrics over one side, plus how many greedy first episodes solved."""
+    m = metrics([{"id": t, "episodes": eps} for t, eps in tasks.items()], k, seconds=0)
+    m["greedy"] = sum(eps[0]["solved"] for eps in tasks.values())  # eval's first episode is greedy
+    m["episodes"] = sum(len(eps) for eps in tasks.values())
+    return m
 
 
 def solved_pattern(episodes: list[dict]) -> str:
@@ -80,19 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b", nargs="+", required=True, help="eval JSON files of model B")
     ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("A", "B"), help="names for the table")
     args = ap.parse_args(argv)
-    a, b = load_side(args.a), load_side(args.b)
+    (a, ka), (b, kb) = load_side(args.a), load_side(args.b)
+    if ka != kb:
+        raise SystemExit(f"compare_evals: side A was evaluated with k = {ka}, side B with k = {kb}")
     if set(a) != set(b):
         only = sorted(set(a) ^ set(b))
         raise SystemExit(f"compare_evals: the two sides cover different tasks ({len(only)} in one only, e.g. {only[:3]})")
     if not a:
         raise SystemExit("compare_evals: no tasks")
     na, nb = args.names
-    sa, sb = summary(a), summary(b)
-    n = sa["tasks"]
+    sa, sb = summary(a, ka), summary(b, kb)
+    n = sa["n_tasks"]
     print("| model | tasks | episodes | pass@1 | greedy solved | best-of-k | turns | invalid |\n|---|---|---|---|---|---|---|---|")
     for name, s in ((na, sa), (nb, sb)):
-        print(f"| {name} | {s['tasks']} | {s['episodes']} | {100 * s['pass@1']:.1f}% | {s['greedy']}/{n} | "
-              f"{s['best_of_k']}/{n} ({100 * s['best_of_k'] / n:.0f}%) | {s['turns']:.2f} | {100 * s['invalid']:.1f}% |")
+        print(f"| {name} | {n} | {s['episodes']} | {100 * s['pass@1']:.1f}% | {s['greedy']}/{n} | "
+              f"{round(s['best_of_k'] * n)}/{n} ({100 * s['best_of_k']:.0f}%) | {s['mean_turns']:.2f} | "
+              f"{100 * s['invalid_rate']:.1f}% |")
 
     ids = sorted(a, key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else 0, t))
     differ = [t for t in ids if solved_pattern(a[t]) != solved_pattern(b[t])]

@@ -11,7 +11,7 @@ import compare_evals  # noqa: E402
 
 def eval_json(path: Path, outcomes: dict[str, str], k: int = 4) -> str:
     """A file in `trainer eval --json`'s shape; outcomes: task id -> '1' solved / '0' not, per episode."""
-    tasks = [{"id": t, "episodes": [{"solved": c == "1", "turns": 3 if c == "1" else 10, "invalid": 0,
+    tasks = [{"id": t, "episodes": [{"solved": c == "1", "turns": 3 if c == "1" else 10, "invalid": 0, "tokens": 20,
                                      "commands": ["EXIT"] * 2} for c in pattern]}
              for t, pattern in outcomes.items()]
     path.write_text(json.dumps({"k": k, "tasks": tasks}))

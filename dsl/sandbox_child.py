@@ -38,6 +38,7 @@ import _thread
 CODE_LINE_OFFSET = 1_000_000  # user-code line n is compiled as line n + offset
 TEST_LINE_OFFSET = 2_000_000
 TEXT_BUDGET = 300  # characters of an exception message or repr kept per record
+EQ_TAG = "\x00coedit-eq"  # marks the message of a rewritten `assert a == b` in a test function
 THREAD_STACK = 64 << 20  # the code runs in a thread; give deep recursion the room a main thread has
 
 _BLOCKED_EVENTS = frozenset({
@@ -96,20 +97,46 @@ def _shift(tree, offset):
     return tree
 
 
+class _ShowBothSides(ast.NodeTransformer):
+    """`assert a == b` in a test function becomes `assert (g := a) == (e := b), (EQ_TAG, g, e)`, so a
+    failure can say what it got and expected (as top-level asserts do) without evaluating the sides
+    twice or touching a frame. A forged tag changes only the feedback text, never pass or fail."""
+
+    def visit_Assert(self, node):
+        t = node.test
+        if node.msg is not None or not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)):
+            return node
+        got, expected = ast.Name("_coedit_got", ast.Store()), ast.Name("_coedit_expected", ast.Store())
+        test = ast.Compare(ast.NamedExpr(got, t.left), [ast.Eq()], [ast.NamedExpr(expected, t.comparators[0])])
+        msg = ast.Tuple([ast.Constant(EQ_TAG), ast.Name("_coedit_got", ast.Load()),
+                         ast.Name("_coedit_expected", ast.Load())], ast.Load())
+        new = ast.Assert(test, msg)
+        for n in ast.walk(new):  # every new node on the assert's own line
+            if not hasattr(n, "lineno") or n is new or n in (test, msg) or isinstance(n, ast.NamedExpr):
+                ast.copy_location(n, node)
+        return ast.fix_missing_locations(new)
+
+
 def _compile_plan(req):
     """(step, code, code) per plan step, compiled with test line numbers shifted."""
     out = []
     for step in req["plan"]:
         pad = "\n" * (step["line"] - 1)  # keep the test source's own line numbers
 
-        def comp(src, mode="exec"):
-            return compile(_shift(ast.parse(pad + src, "<tests>", mode), TEST_LINE_OFFSET), "<tests>", mode)
+        def comp(src, mode="exec", rewrite=False):
+            tree = ast.parse(pad + src, "<tests>", mode)
+            if rewrite:
+                try:
+                    return compile(_shift(_ShowBothSides().visit(tree), TEST_LINE_OFFSET), "<tests>", mode)
+                except SyntaxError:  # a rewrite the compiler refuses: the test as written, without Got/Expected
+                    tree = ast.parse(pad + src, "<tests>", mode)
+            return compile(_shift(tree, TEST_LINE_OFFSET), "<tests>", mode)
         if step["kind"] == "assert_eq":
             out.append((step, comp(step["left"], "eval"), comp(step["right"], "eval")))
         elif step["kind"] == "call":
             out.append((step, None, None))
         else:
-            out.append((step, comp(step["src"]), None))
+            out.append((step, comp(step["src"], rewrite=bool(step.get("defines"))), None))
     return out
 
 
@@ -133,7 +160,8 @@ def prepare_child(results_fd, nonce, done_fd=-1):
     Every name used once user code has started is a local bound here first.
     """
     write, exit_, repr_, type_, len_, isinstance_ = os.write, os._exit, repr, type, len, isinstance
-    getattr_, str_, int_, range_, exec_, eval_ = getattr, str, int, range, exec, eval
+    getattr_, str_, int_, range_, exec_, eval_, tuple_ = getattr, str, int, range, exec, eval, tuple
+    eq_tag = EQ_TAG
     BaseException_, AssertionError_ = BaseException, AssertionError
     encode, decode, dict_get, dict_items = str.encode, bytes.decode, dict.get, dict.items
     dict_clear, dict_update, dict_copy, list_append = dict.clear, dict.update, dict.copy, list.append
@@ -178,19 +206,27 @@ def prepare_child(results_fd, nonce, done_fd=-1):
             write(done_fd, b".")
 
     def failure(e):
-        """(status, exception type, message, user-code line or 0) of the exception being handled."""
-        user_line, tb = 0, exc_info()[2]
+        """(status, exception type, message, user-code line or 0, tests line or 0, got, expected)
+        of the exception being handled; the lines are the innermost frames of each source."""
+        user_line, test_line, tb = 0, 0, exc_info()[2]
         while tb is not None:
             if code_offset < tb.tb_lineno < test_offset:
                 user_line = tb.tb_lineno - code_offset
+            elif tb.tb_lineno > test_offset:
+                test_line = tb.tb_lineno - test_offset
             tb = tb.tb_next
         status = "fail" if isinstance_(e, AssertionError_) else "error"
+        got = expected = ""
         try:
             args = e.args
-            msg = "" if not args else text(args[0] if len_(args) == 1 else args)
+            if (status == "fail" and len_(args) == 1 and type_(args[0]) is tuple_ and len_(args[0]) == 3
+                    and type_(args[0][0]) is str_ and args[0][0] == eq_tag):
+                msg, got, expected = "", text(shown(args[0][1])), text(shown(args[0][2]))
+            else:
+                msg = "" if not args else text(args[0] if len_(args) == 1 else args)
         except BaseException_:
             msg = "<unprintable>"
-        return status, text(type_name(type_(e))), msg, user_line
+        return status, text(type_name(type_(e))), msg, user_line, test_line, got, expected
 
     def compile_request(req):
         return (compile_code(shift(parse(req["code"], "<code>"), code_offset), "<code>", "exec"),
@@ -239,7 +275,7 @@ def prepare_child(results_fd, nonce, done_fd=-1):
         try:
             exec_(code_obj, g)
         except BaseException_ as e:
-            emit("code", *failure(e))
+            emit("code", *failure(e)[:4])
             return
         emit("code", "ok", "", "", 0)
         setup_failed = False
@@ -268,9 +304,10 @@ def prepare_child(results_fd, nonce, done_fd=-1):
                 else:
                     exec_(a, g)
             except BaseException_ as e:
-                status, etype, msg, user_line = failure(e)
+                status, etype, msg, user_line, test_line, got2, expected2 = failure(e)
+                got, expected = (got, expected) if got or expected else (got2, expected2)
                 setup_failed = setup_failed or kind == "setup"
-                emit("test" if kind != "setup" else "setup", i, status, etype, msg, user_line, got, expected)
+                emit("test" if kind != "setup" else "setup", i, status, etype, msg, user_line, got, expected, test_line)
                 continue
             if before is not None:  # protect what the tests' top level just bound
                 for key, value in dict_items(g):
@@ -278,7 +315,7 @@ def prepare_child(results_fd, nonce, done_fd=-1):
                         protected[key] = value
                 for name in dict_get(step, "defines", ()):
                     tests[name] = dict_get(g, name)
-            emit("test" if kind != "setup" else "setup", i, "pass", "", "", 0, "", "")
+            emit("test" if kind != "setup" else "setup", i, "pass", "", "", 0, "", "", 0)
 
     # The code runs in a thread of its own, started now and waiting for the request: CPython lets
     # only the main thread set signal handlers, and a handler would be handed the driver's frames.

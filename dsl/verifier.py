@@ -22,6 +22,17 @@ Feedback (what the model sees under `***`) is one of, in this order of precedenc
     -- or --
     Timeout after 5s (or: Process ended: exit code 0)
     All 3 tests pass.
+
+A failing test function shows, after `Failed: test_name()`, the line of it that failed; its
+`assert a == b` statements report Got/Expected too (the sandbox rewrites them to carry both sides):
+
+    Failed: test_add()
+    assert add(1, 2) == 3
+    Got: -1
+    Expected: 3
+
+The language server's pytest check (`server/workspace_check.py`) writes the same form, so the
+model reads a workspace's tests as it read them in training.
 """
 from __future__ import annotations
 
@@ -45,6 +56,7 @@ class TestResult:
     user_line: int = 0  # line of the code under test where the exception came from, 0 if none
     got: str = ""
     expected: str = ""
+    test_line: int = 0  # line of the tests source that raised (inside a test function), 0 if none
 
 
 @dataclass
@@ -66,6 +78,7 @@ class Plan:
     steps: list[dict]
     shown: list[str]  # per step: how the feedback names it
     test_steps: list[int]  # indices of the steps that are tests
+    rows: tuple[str, ...] = ()  # the tests source's lines, to show the failing line of a test function
 
 
 class PlanError(ValueError):
@@ -130,7 +143,7 @@ def plan_tests(tests: str) -> Plan:
         shown.append(f"{name}()")
     if not tests_idx:
         raise PlanError("no tests found: write top-level asserts, check(...) calls, or test functions")
-    return Plan(steps, shown, tests_idx)
+    return Plan(steps, shown, tests_idx, tuple(tests.split("\n")))
 
 
 def _clip(text: str, budget: int) -> str:
@@ -196,7 +209,8 @@ def interpret(raw: dict, plan: Plan, limits: Limits) -> VerifyResult:
     for idx in plan.test_steps:
         r = done.get(idx)
         if r is not None:
-            results.append(TestResult(idx, plan.shown[idx], str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7])))
+            results.append(TestResult(idx, plan.shown[idx], str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]),
+                                      int(r[8])))
         elif idx in started:
             results.append(TestResult(idx, plan.shown[idx], "timeout" if timed_out else "crashed"))
         else:
@@ -215,8 +229,8 @@ def interpret(raw: dict, plan: Plan, limits: Limits) -> VerifyResult:
     return VerifyResult(False, feedback=_feedback(raw, code, results, setup_error, hung_setup, plan, limits), **base)
 
 
-_SHAPES = {"end": (), "start": (int,), "test": (int, str, str, str, int, str, str),
-           "setup": (int, str, str, str, int, str, str)}
+_SHAPES = {"end": (), "start": (int,), "test": (int, str, str, str, int, str, str, int),
+           "setup": (int, str, str, str, int, str, str, int)}
 
 
 def _well_formed(rec: tuple) -> bool:
@@ -253,6 +267,8 @@ def _feedback(raw, code, results, setup_error, hung_setup, plan, limits) -> str:
     if bad is None:  # all tests pass but the run did not finish cleanly
         return f"{head}\nThe process ended before the tests finished (exit code {raw.get('exit_code')})."
     lines = [head, f"Failed: {bad.source}"]
+    if plan.steps[bad.index]["kind"] == "call" and 0 < bad.test_line <= len(plan.rows):
+        lines.append(_clip(plan.rows[bad.test_line - 1].strip(), 200))  # the test function's failing line
     if bad.status == "timeout":
         lines.append(f"{timeout}.")
     elif bad.status == "crashed":

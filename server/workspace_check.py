@@ -4,8 +4,9 @@
 selected tests with pytest, under the workspace's own interpreter (so its dependencies import), in
 the `dsl` sandbox: the workspace read-only with the edited file laid over it (`dsl.Job` with
 `workspace` and `overlays`). Nothing in the workspace is written. The answer is a
-`dsl.VerifyResult` whose feedback reads like the code+tests verifier's, with line numbers given
-relative to the function, as the model sees it. A syntax error is reported without running pytest.
+`dsl.VerifyResult` whose feedback has the `dsl` verifier's form for a failing test function (see
+`dsl/verifier.py`), line numbers relative to the function as the model sees it: a model reads a
+workspace's tests as it read them in training. A syntax error is reported without running pytest.
 """
 from __future__ import annotations
 
@@ -78,8 +79,7 @@ class WorkspaceCheck:
             else:
                 node = bad if bad is not None else skipped
                 status = "fail" if node.tag == "failure" else ("not run" if node is skipped else "error")
-                results.append(TestResult(i, name, status, message=self._relative(node.get("message", "") + "\n"
-                                                                                   + (node.text or ""), rel)))
+                results.append(TestResult(i, name, status, message=self._failure(name, node, rel)))
         passed = sum(r.status == "pass" for r in results)
         ok = res.returncode == 0 and results and passed == len(results)
         if ok:
@@ -89,16 +89,60 @@ class WorkspaceCheck:
             feedback = f"Error collecting the tests:\n{self._relative(tail, rel)}"
         else:
             bad = next(r for r in results if r.status != "pass")
-            feedback = f"Tests: {passed}/{len(results)} pass.\nFailed: {bad.source}\n{_clip(bad.message.strip())}"
+            feedback = f"Tests: {passed}/{len(results)} pass.\n{bad.message}"
         return VerifyResult(bool(ok), passed, len(results) or total, feedback, tests=results, isolation=res.isolation,
                             wall_s=res.wall_s, output=res.stdout[-FAILURE_BUDGET:])
+
+    def _failure(self, name: str, node: ET.Element, rel: str) -> str:
+        """A failed test as the `dsl` verifier reports a failing test function (`Failed: test_x()`, its
+        failing line, then Got/Expected or `Error: message (line N)`), read from pytest's short
+        traceback; what does not fit that shape is shown as pytest wrote it."""
+        message, text = node.get("message", ""), node.text or ""
+        shown = f"{name}()" if name.isidentifier() else name
+        frames = [(m.group(1), int(m.group(2)), m.group(3), m.group(4)) for m in _FRAME.finditer(text)]
+        in_target = [i for i, f in enumerate(frames) if f[0] == rel and self._line(f[1])]
+        test_fn = name.split("[", 1)[0]
+        before = [f for f in (frames[: in_target[0]] if in_target else frames) if f[2] == test_fn]
+        if node.tag == "skipped" or not before:  # not a failure inside the test function (collection, fixture)
+            return f"Failed: {shown}\n{_clip(self._relative(message + chr(10) + text, rel).strip())}"
+        test_line = before[-1][3].strip()
+        first = message.strip().split("\n", 1)[0]
+        out = [f"Failed: {shown}", test_line]
+        if first.startswith("assert "):  # pytest's rewritten assert: `assert <got> == <expected>`
+            sides = first[len("assert "):].split(" == ")
+            if len(sides) == 2 and _is_assert_eq(test_line):
+                out += [f"Got: {sides[0]}", f"Expected: {sides[1]}"]
+            else:
+                out.append("AssertionError")
+        else:
+            where = f" (line {self._line(frames[in_target[-1]][1])})" if in_target else ""
+            out.append(_clip(first) + where)
+        return "\n".join(out)
+
+    def _line(self, file_line: int) -> int:
+        """The function's own line number (1 = the `def`) of a line of the file, 0 if outside it."""
+        n = file_line - self.target.start
+        return n if 1 <= n <= len(self.target.lines) + 20 else 0
 
     def _relative(self, text: str, rel: str) -> str:
         """`file.py:LINE` inside the target becomes `line N` of the function, as the model numbers it."""
         def sub(m: re.Match) -> str:
             n = int(m.group(1)) - self.target.start
             return f"line {n}" if 1 <= n <= len(self.target.lines) + 20 else m.group(0)
-        return re.sub(rf"{re.escape(rel)}:(\d+)", sub, text)
+        return re.sub(rf"(?<![\w./-]){re.escape(rel)}:(\d+)", sub, text)
+
+
+# a frame of pytest's --tb=short traceback: `path.py:LINE: in name`, then the line's source
+_FRAME = re.compile(r"^(\S[^\n]*?):(\d+): in (\S+)\n([^\n]*)", re.M)
+
+
+def _is_assert_eq(line: str) -> bool:
+    try:
+        stmt = ast.parse(line).body[0]
+    except (SyntaxError, IndexError, ValueError):
+        return False
+    return (isinstance(stmt, ast.Assert) and stmt.msg is None and isinstance(stmt.test, ast.Compare)
+            and len(stmt.test.ops) == 1 and isinstance(stmt.test.ops[0], ast.Eq))
 
 
 def _clip(text: str) -> str:

@@ -120,3 +120,33 @@ def test_workspace_check_runs_doctests_and_reports_relative_lines(tmp_path):
     assert good.passed and good.feedback == "All 1 tests pass."
     assert (tmp_path / "m.py").read_text() == src  # the workspace is never written
     assert Path(tmp_path / "m.py").exists()
+
+
+def test_workspace_check_reports_a_failing_test_function_as_the_dsl_verifier_does(tmp_path):
+    """The model was trained on the dsl verifier's feedback: a workspace's pytest run must read the same."""
+    import sys
+    from dsl import Verifier
+    from server.discovery import Tests
+    from server.workspace_check import WorkspaceCheck
+    src = "def add(a, b):\n    return a - b\n"
+    (tmp_path / "calc.py").write_text(src)
+    tests = {"test_add": "def test_add():\n    x = 1\n    assert add(0, 0) == 0\n    assert add(x, 2) == 3\n",
+             "test_msg": "def test_msg():\n    assert add(1, 2) == 3, 'one and two'\n",
+             "test_true": "def test_true():\n    assert add(1, 2) > 2\n",
+             "test_none": "def test_none():\n    assert add(1, None) == 1\n"}
+    (tmp_path / "test_calc.py").write_text("from calc import add\n\n\n" + "\n\n".join(tests.values()))
+    target = find_target(src, 1)
+    verifier, seen = Verifier(), {}
+    try:
+        for name, test_src in tests.items():
+            check = WorkspaceCheck(tmp_path, tmp_path / "calc.py", src, target,
+                                   Tests([f"test_calc.py::{name}"], test_src), sys.executable)
+            ours = check(target.code)
+            assert not ours.passed and ours.feedback == verifier.verify(src, test_src).feedback, name
+            assert ours.feedback.split("\n")[1:3] == [f"Failed: {name}()", test_src.rstrip().split("\n")[-1].strip()]
+            seen[name] = ours.feedback
+    finally:
+        verifier.close()
+    assert seen["test_add"].endswith("assert add(x, 2) == 3\nGot: -1\nExpected: 3")
+    assert seen["test_msg"].endswith("\nAssertionError: one and two") and seen["test_true"].endswith("\nAssertionError")
+    assert seen["test_none"].endswith("'int' and 'NoneType' (line 2)")

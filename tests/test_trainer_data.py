@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from dsl import EditorState, Task, load_mbpp, run_episode, scripted_policy
+from dsl import EditorState, Task, Verifier, load_mbpp, run_episode, scripted_policy
 from trainer.corrupt import OPERATORS, corrupt, corrupt_once, repair_commands
-from trainer.data import DataConfig, build, line_pool
+from trainer.data import DataConfig, build, line_pool, workspace_form
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +103,9 @@ def test_eval_set_is_the_corrupted_test_split_and_fails(built):
     assert stats["eval_tasks"] == len(rows) >= 490
     ids = {t.id: t for t in load_mbpp(["test"])}
     assert all(r["id"] in ids and r["code"] != ids[r["id"]].code for r in rows)
+    pytest_form = _rows(out / "eval_mbpp_test_pytest.jsonl")  # the same tasks as a workspace shows them
+    assert [(r["id"], r["code"]) for r in pytest_form] == [(r["id"], r["code"]) for r in rows]
+    assert all(r["tests"].startswith("def test_") and not r.get("description") for r in pytest_form)
 
 
 def test_deterministic_for_a_seed(tmp_path, built):
@@ -111,3 +114,42 @@ def test_deterministic_for_a_seed(tmp_path, built):
     build(DataConfig(out=str(again), n=60, seed=3, workers=1))
     assert (again / "sft_coe.jsonl").read_text() == (out / "sft_coe.jsonl").read_text()
     assert (again / "eval_mbpp_test.jsonl").read_text() == (out / "eval_mbpp_test.jsonl").read_text()
+
+
+def test_workspace_form_wraps_the_asserts_in_pytest_functions_and_drops_the_description():
+    task = next(t for t in load_mbpp(["train"]) if t.tests.count("assert") == 3)
+    v = Verifier()
+    shapes = set()
+    try:
+        for seed in range(8):
+            ws = workspace_form(task, random.Random(seed))
+            assert ws.description is None and ws.code == task.code and ws.entry_point == task.entry_point
+            assert "\nassert" not in "\n" + ws.tests and ws.tests.startswith(f"def test_{task.entry_point}")
+            good = v.verify(task.code, ws.tests)
+            shapes.add(good.tests_total)
+            assert good.passed
+            bad = v.verify(f"{task.code}\n\ndef {task.entry_point}(*args):\n    return None\n", ws.tests)
+            assert not bad.passed and "\nFailed: test_" in bad.feedback
+    finally:
+        v.close()
+    assert shapes == {1, 3}  # one function holding every assert, or one function per assert
+
+
+def test_a_pytest_share_renders_the_same_corruptions_in_workspace_form(tmp_path, built):
+    out, _ = built
+    build(DataConfig(out=str(tmp_path), n=20, seed=3, workers=2, eval_set=False, pytest_share=1.0))
+    rows = _rows(tmp_path / "sft_coe.jsonl")
+    plain = _rows(out / "sft_coe.jsonl")[:20]
+    assert [r["buggy"] for r in rows] == [r["buggy"] for r in plain]  # the share changes the form only
+    assert {r["form"] for r in rows} == {"pytest"} and {r["form"] for r in plain} == {"mbpp"}
+    tasks = {t.id: t for t in load_mbpp(["train", "validation"])}
+    for row in rows:
+        first = row["messages"][1]["content"]
+        assert first.startswith("Tests:\ndef test_") and "Task:" not in first
+        tests = first[len("Tests:\n"): first.index("\n\nCode:\n")] + "\n"
+        commands = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+        replay = run_episode(Task(row["task_id"], row["buggy"], tests), scripted_policy(commands))
+        assert replay.solved and replay.exited and replay.messages == row["messages"]
+        assert replay.final_code == tasks[row["task_id"]].code
+    direct = _rows(tmp_path / "sft_direct.jsonl")
+    assert all(r["messages"][1]["content"].startswith("Tests:\ndef test_") for r in direct)

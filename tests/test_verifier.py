@@ -96,7 +96,16 @@ FEEDBACK = [
     ("def f(x):\n    return x\n", "assert f(1) > 5", "Tests: 0/1 pass.\nFailed: assert f(1) > 5\nAssertionError"),
     ("def f(x):\n    return x\n",
      "def test_one():\n    assert f(1) == 2, 'f(1) returned 1, expected 2'\n\ndef test_two():\n    assert f(2) == 2\n",
-     "Tests: 1/2 pass.\nFailed: test_one()\nAssertionError: f(1) returned 1, expected 2"),
+     "Tests: 1/2 pass.\nFailed: test_one()\nassert f(1) == 2, 'f(1) returned 1, expected 2'\n"
+     "AssertionError: f(1) returned 1, expected 2"),
+    # a test function shows its failing line; its `assert a == b` reports both sides, as a top-level one does
+    ("def f(x):\n    return x\n", "def test_one():\n    y = f(1)\n    assert f(0) == 0\n    assert [y] == [2]\n",
+     "Tests: 0/1 pass.\nFailed: test_one()\nassert [y] == [2]\nGot: [1]\nExpected: [2]"),
+    ("def f(x):\n    return 1 / x\n", "def test_one():\n    assert f(1) == 1\n    assert f(0) == 0\n",
+     "Tests: 0/1 pass.\nFailed: test_one()\nassert f(0) == 0\nZeroDivisionError: division by zero (line 2)"),
+    # a forged tag changes only what the feedback says, never pass or fail
+    ("def f(x):\n    raise AssertionError(('\\x00coedit-eq', 1, 2))\n", "def test_one():\n    f(1)\n",
+     "Tests: 0/1 pass.\nFailed: test_one()\nf(1)\nGot: 1\nExpected: 2"),
     ("def f(x):\n    return x\n", "def check(c):\n    assert c(2) == 3\ncheck(f)", "Tests: 0/1 pass.\nFailed: check(f)\nAssertionError"),
     ("import os\ndef f(x):\n    os._exit(0)\n", "assert f(1) == 1",
      "Tests: 0/1 pass.\nFailed: assert f(1) == 1\nThe process ended during this test (exit code 0)."),

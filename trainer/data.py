@@ -8,7 +8,12 @@ random edits (`trainer/corrupt.py`), kept if its tests then fail, and the invers
 back through a real `dsl` episode (`run_episode` with a scripted policy), so every tool state in a
 demonstration is the verifier's real output and every demonstration ends solved, with `EXIT`.
 The same corruptions give the Direct baseline's pairs (task + buggy code -> fixed code).
-Evaluation: MBPP `test` with one seeded 1-5-edit corruption per problem, in the dsl task format;
+`--pytest-share F` renders that share of demonstrations as the language server shows a workspace's
+task (`workspace_form`: no description, the asserts inside pytest test functions, so the tool
+states carry the verifier's test-function feedback); which ones is seeded apart from the
+corruptions, so the same corruptions come out whatever the share.
+Evaluation: MBPP `test` with one seeded 1-5-edit corruption per problem, in the dsl task format
+(`eval_mbpp_test.jsonl`, and the same tasks in workspace form, `eval_mbpp_test_pytest.jsonl`);
 QuixBugs (`../shared/bench/quixbugs.jsonl`) is used as it is. Neither is ever trained on.
 
 Deterministic: the work is cut into (task, round) units, each with its own seed, processed in
@@ -16,6 +21,7 @@ order whatever the number of workers; duplicates (same task, same buggy code) ar
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import random
@@ -45,6 +51,7 @@ class DataConfig:
     eval_seed: int = 1234  # the MBPP-test evaluation corruptions (one per problem)
     workers: int = 2  # processes, each with its own warm sandbox
     eval_set: bool = True  # also write the MBPP-test evaluation set
+    pytest_share: float = 0.0  # share of demonstrations in workspace form (as the language server shows tasks)
 
 
 def _seed(*parts: object) -> int:
@@ -70,11 +77,32 @@ def direct_messages(task: Task, buggy: str, fixed: str | None = None) -> list[di
     return msgs + ([{"role": "assistant", "content": fixed}] if fixed is not None else [])
 
 
+def workspace_form(task: Task, rng: random.Random) -> Task:
+    """`task` as the language server shows a workspace's: no description (the server has none), and
+    the tests as pytest functions, which is what discovery shows the model. One function holding
+    every statement, or one function per assert, at random."""
+    try:
+        body = ast.parse(task.tests).body
+    except SyntaxError:
+        raise ValueError(f"{task.id}: the tests do not parse") from None
+    rows = task.tests.split("\n")
+    stmts = ["\n".join(rows[b.lineno - 1: b.end_lineno]) for b in body]
+    name = f"test_{task.entry_point or 'task'}"
+
+    def fn(fname: str, parts: list[str]) -> str:
+        return f"def {fname}():\n" + "\n".join("    " + line for p in parts for line in p.split("\n"))
+    if len(body) > 1 and all(isinstance(b, ast.Assert) for b in body) and rng.random() < 0.5:
+        tests = "\n\n\n".join(fn(f"{name}_{i}", [st]) for i, st in enumerate(stmts, 1))
+    else:
+        tests = fn(name, stmts)
+    return Task(task.id, task.code, tests + "\n", task.entry_point, None, task.timeout_s, task.split)
+
+
 _worker_state: dict = {}
 
 
-def _init_worker(pool: list[str], max_edits: int) -> None:
-    _worker_state.update(verifier=Verifier(), pool=pool, max_edits=max_edits)
+def _init_worker(pool: list[str], max_edits: int, pytest_share: float = 0.0) -> None:
+    _worker_state.update(verifier=Verifier(), pool=pool, max_edits=max_edits, pytest_share=pytest_share)
 
 
 def make_example(unit: tuple[Task, int, int]) -> dict | None:
@@ -91,12 +119,16 @@ def make_example(unit: tuple[Task, int, int]) -> dict | None:
         if v.verify(buggy, task.tests, task.timeout_s).passed:
             continue
         demo_task = Task(task.id, buggy, task.tests, task.entry_point, task.description, task.timeout_s, task.split)
+        form = random.Random(_seed(seed, "form", task.id, rnd))  # apart from `rng`: same corruptions at any share
+        if form.random() < _worker_state["pytest_share"]:
+            demo_task = workspace_form(demo_task, form)
         traj = run_episode(demo_task, scripted_policy(repair_commands(corruptions)), verifier=v,
                            max_turns=n_edits + 1)
         if not (traj.solved and traj.exited and traj.invalid_turns == 0):
             continue  # cannot happen for exact inverses; checked, not assumed
         return {"task_id": task.id, "n_edits": n_edits, "operators": [c.operator for c in corruptions],
-                "buggy": buggy, "fixed": task.code, "messages": traj.messages}
+                "buggy": buggy, "fixed": task.code, "messages": traj.messages,
+                "form": "mbpp" if demo_task.tests == task.tests else "pytest", "task": demo_task}
     return None
 
 
@@ -114,22 +146,25 @@ def build(cfg: DataConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train = load_mbpp(["train", "validation"])
-    by_id = {t.id: t for t in train}
     pool = line_pool(train)
     t0, kept, seen = time.time(), 0, set()
     ops, edits = Counter(), Counter()
     n_chars = 0
-    with Pool(cfg.workers, _init_worker, (pool, cfg.max_edits)) as workers, \
+    if not 0.0 <= cfg.pytest_share <= 1.0:
+        raise SystemExit(f"--pytest-share must be between 0 and 1, not {cfg.pytest_share}")
+    forms = Counter()
+    with Pool(cfg.workers, _init_worker, (pool, cfg.max_edits, cfg.pytest_share)) as workers, \
             (out / "sft_coe.jsonl").open("w") as coe, (out / "sft_direct.jsonl").open("w") as direct:
         for ex in workers.imap(make_example, _units(train, cfg.seed), chunksize=8):
             if ex is None or (ex["task_id"], ex["buggy"]) in seen:
                 continue
             seen.add((ex["task_id"], ex["buggy"]))
             ex_id = f"{ex['task_id']}#{kept}"
-            coe.write(json.dumps({"id": ex_id, **{k: ex[k] for k in ("task_id", "n_edits", "operators", "buggy", "messages")}}) + "\n")
-            task = by_id[ex["task_id"]]
-            direct.write(json.dumps({"id": ex_id, "task_id": ex["task_id"],
-                                     "messages": direct_messages(task, ex["buggy"], ex["fixed"])}) + "\n")
+            coe.write(json.dumps({"id": ex_id, **{k: ex[k] for k in ("task_id", "n_edits", "operators", "buggy", "form",
+                                                                      "messages")}}) + "\n")
+            direct.write(json.dumps({"id": ex_id, "task_id": ex["task_id"],  # the task as the demo showed it
+                                     "messages": direct_messages(ex["task"], ex["buggy"], ex["fixed"])}) + "\n")
+            forms[ex["form"]] += 1
             ops.update(ex["operators"])
             edits[ex["n_edits"]] += 1
             n_chars += sum(len(m["content"]) for m in ex["messages"])
@@ -141,7 +176,7 @@ def build(cfg: DataConfig) -> dict:
                 break
     n_eval = build_eval(out / "eval_mbpp_test.jsonl", pool, cfg) if cfg.eval_set else 0
     stats = {"config": asdict(cfg), "demonstrations": kept, "train_tasks": len(train),
-             "operators": dict(ops), "n_edits": {str(k): v for k, v in sorted(edits.items())},
+             "operators": dict(ops), "forms": dict(forms), "n_edits": {str(k): v for k, v in sorted(edits.items())},
              "chars": n_chars, "eval_tasks": n_eval, "seconds": round(time.time() - t0, 1)}
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     return stats
@@ -160,6 +195,8 @@ def build_eval(path: Path, pool: list[str], cfg: DataConfig) -> int:
                                   task.timeout_s, task.split))
                 break
     v.close()
+    rng = random.Random(cfg.eval_seed)
+    write_tasks(path.with_name(path.stem + "_pytest.jsonl"), [workspace_form(t, rng) for t in tasks])
     return write_tasks(path, tasks)
 
 

@@ -5,7 +5,10 @@
 1. codeAction latency (p50/p99 over --n requests) with the server idle, and while a fix runs on
    another document (a scripted policy keeps the fix busy): the action must never wait on a model.
 2. End-to-end `coedit fix` time on MBPP-size functions with --model (median over --tasks tasks of
-   the evaluation set, each in a small workspace of its own: file + pytest test file).
+   the evaluation set, each in a small workspace of its own: file + pytest test file, the cursor
+   on the function the tests call, as a user would put it), and which tasks it fixed. The server
+   edits only that function: a bug in a module-level line or another function is out of its reach,
+   where `trainer eval` edits the whole file.
 3. Decode tokens/s of llama.cpp (--model, a GGUF) and transformers (--hf, the same model's
    checkpoint), greedy, on the same prompt; the last line is `decode speedup: <x>x`.
 Everything runs on this machine in one go; say which machine when quoting the numbers.
@@ -74,21 +77,24 @@ async def code_action_latency(n: int) -> tuple[list[float], list[float]]:
         return idle, busy
 
 
-def fix_times(model: str, tasks_file: str, n: int) -> tuple[list[float], int]:
+def fix_times(model: str, tasks_file: str, n: int) -> tuple[list[float], list[str]]:
     from server.fix import ModelCache, run_fix
     from server.options import Options
-    models, times, fixed = ModelCache(), [], 0
+    models, times, fixed = ModelCache(), [], []
     for task in load_tasks(tasks_file)[:n]:
         with tempfile.TemporaryDirectory() as d:
             root = Path(d)
             (root / "solution.py").write_text(task.code + "\n")
             (root / "test_solution.py").write_text("from solution import *\n\n\ndef test_task():\n"
                                                    + "".join(f"    {line}\n" for line in task.tests.splitlines()))
-            line = next((i for i, l in enumerate(task.code.splitlines()) if l.lstrip().startswith("def ")), 0)
+            defs = [i for i, l in enumerate(task.code.splitlines()) if l.lstrip().startswith("def ")]
+            line = next((i for i in defs if task.code.splitlines()[i].lstrip().startswith(f"def {task.entry_point}(")),
+                        defs[0] if defs else 0)
             t0 = time.perf_counter()
             out = run_fix(root / "solution.py", task.code + "\n", line, root, Options(model=model, k=1), models)
             times.append(time.perf_counter() - t0)
-            fixed += out.status == "fixed"
+            if out.status == "fixed":
+                fixed.append(task.id)
     return times, fixed
 
 
@@ -125,7 +131,7 @@ def main() -> None:
     if args.fixes > 0 and Path(args.tasks).exists():
         times, fixed = fix_times(args.model, args.tasks, args.fixes)
         print(f"\nend-to-end fix (k=1): median {statistics.median(times):.2f} s over {len(times)} tasks "
-              f"({fixed} fixed)")
+              f"({len(fixed)} fixed: {', '.join(fixed) or 'none'})")
     if args.hf:
         ll, hf = decode_speed(args.model, args.hf)
         print(f"\n| backend | decode tok/s |\n|---|---|\n| llama.cpp | {ll:.0f} |\n| transformers | {hf:.0f} |")

@@ -127,8 +127,8 @@ class WorkspaceCheck:
     def _relative(self, text: str, rel: str) -> str:
         """`file.py:LINE` inside the target becomes `line N` of the function, as the model numbers it."""
         def sub(m: re.Match) -> str:
-            n = int(m.group(1)) - self.target.start
-            return f"line {n}" if 1 <= n <= len(self.target.lines) + 20 else m.group(0)
+            n = self._line(int(m.group(1)))
+            return f"line {n}" if n else m.group(0)
         return re.sub(rf"(?<![\w./-]){re.escape(rel)}:(\d+)", sub, text)
 
 

@@ -87,9 +87,9 @@ def fix_times(model: str, tasks_file: str, n: int) -> tuple[list[float], list[st
             (root / "solution.py").write_text(task.code + "\n")
             (root / "test_solution.py").write_text("from solution import *\n\n\ndef test_task():\n"
                                                    + "".join(f"    {line}\n" for line in task.tests.splitlines()))
-            defs = [i for i, l in enumerate(task.code.splitlines()) if l.lstrip().startswith("def ")]
-            line = next((i for i in defs if task.code.splitlines()[i].lstrip().startswith(f"def {task.entry_point}(")),
-                        defs[0] if defs else 0)
+            rows = task.code.splitlines()
+            defs = [i for i, row in enumerate(rows) if row.lstrip().startswith("def ")]
+            line = next((i for i in defs if rows[i].lstrip().startswith(f"def {task.entry_point}(")), defs[0] if defs else 0)
             t0 = time.perf_counter()
             out = run_fix(root / "solution.py", task.code + "\n", line, root, Options(model=model, k=1), models)
             times.append(time.perf_counter() - t0)

@@ -7,6 +7,7 @@ from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_end, can
 from .conversation import SYSTEM_PROMPT, new_conversation
 from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, scripted_policy
 from .sandbox import Job, JobResult, Limits, isolation, run_job
+from .sandbox_child import is_eq_compare
 from .state import ApplyError, EditorState, lines_in_view
 from .tasks import Task, load_mbpp, load_tasks, write_tasks
 from .verifier import TestResult, Verifier, VerifyResult, plan_tests
@@ -16,5 +17,5 @@ __all__ = [
     "new_conversation", "Episode", "Trajectory", "Turn", "default_verifier", "run_episode",
     "scripted_policy", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
     "EditorState", "lines_in_view", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
-    "plan_tests",
+    "plan_tests", "is_eq_compare",
 ]

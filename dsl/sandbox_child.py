@@ -97,6 +97,11 @@ def _shift(tree, offset):
     return tree
 
 
+def is_eq_compare(expr):
+    """`a == b` (one `==`, nothing chained): the assert whose failure can say Got/Expected."""
+    return isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], ast.Eq)
+
+
 class _ShowBothSides(ast.NodeTransformer):
     """`assert a == b` in a test function becomes `assert (g := a) == (e := b), (EQ_TAG, g, e)`, so a
     failure can say what it got and expected (as top-level asserts do) without evaluating the sides
@@ -104,17 +109,15 @@ class _ShowBothSides(ast.NodeTransformer):
 
     def visit_Assert(self, node):
         t = node.test
-        if node.msg is not None or not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)):
+        if node.msg is not None or not is_eq_compare(t):
             return node
         got, expected = ast.Name("_coedit_got", ast.Store()), ast.Name("_coedit_expected", ast.Store())
         test = ast.Compare(ast.NamedExpr(got, t.left), [ast.Eq()], [ast.NamedExpr(expected, t.comparators[0])])
         msg = ast.Tuple([ast.Constant(EQ_TAG), ast.Name("_coedit_got", ast.Load()),
                          ast.Name("_coedit_expected", ast.Load())], ast.Load())
-        new = ast.Assert(test, msg)
-        for n in ast.walk(new):  # every new node on the assert's own line
-            if not hasattr(n, "lineno") or n is new or n in (test, msg) or isinstance(n, ast.NamedExpr):
-                ast.copy_location(n, node)
-        return ast.fix_missing_locations(new)
+        # the new nodes take the assert's own line (fix_missing_locations copies it down); the
+        # original sides keep theirs
+        return ast.fix_missing_locations(ast.copy_location(ast.Assert(test, msg), node))
 
 
 def _compile_plan(req):

@@ -42,6 +42,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .sandbox import ForkServer, Limits, run_fresh
+from .sandbox_child import is_eq_compare
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -115,7 +116,7 @@ def plan_tests(tests: str) -> Plan:
         first = _clip(src.split("\n", 1)[0], 200)
         if isinstance(stmt, ast.Assert):
             test = stmt.test
-            if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            if is_eq_compare(test):
                 left, right = test.left, test.comparators[0]
                 # both sides evaluated apart, so a failure can say what it got and expected
                 steps.append({"kind": "assert_eq", "line": left.lineno, "src": src,

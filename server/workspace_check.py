@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsl import Job, Limits, TestResult, VerifyResult, run_job
+from dsl import Job, Limits, TestResult, VerifyResult, is_eq_compare, run_job
 
 from .discovery import Tests
 from .target import Target
@@ -98,13 +98,14 @@ class WorkspaceCheck:
         failing line, then Got/Expected or `Error: message (line N)`), read from pytest's short
         traceback; what does not fit that shape is shown as pytest wrote it."""
         message, text = node.get("message", ""), node.text or ""
+        as_pytest_wrote_it = f"{message}\n{text}"
         shown = f"{name}()" if name.isidentifier() else name
         frames = [(m.group(1), int(m.group(2)), m.group(3), m.group(4)) for m in _FRAME.finditer(text)]
         in_target = [i for i, f in enumerate(frames) if f[0] == rel and self._line(f[1])]
         test_fn = name.split("[", 1)[0]
         before = [f for f in (frames[: in_target[0]] if in_target else frames) if f[2] == test_fn]
         if node.tag == "skipped" or not before:  # not a failure inside the test function (collection, fixture)
-            return f"Failed: {shown}\n{_clip(self._relative(message + chr(10) + text, rel).strip())}"
+            return f"Failed: {shown}\n{_clip(self._relative(as_pytest_wrote_it, rel).strip())}"
         test_line = before[-1][3].strip()
         first = message.strip().split("\n", 1)[0]
         out = [f"Failed: {shown}", test_line]
@@ -141,8 +142,7 @@ def _is_assert_eq(line: str) -> bool:
         stmt = ast.parse(line).body[0]
     except (SyntaxError, IndexError, ValueError):
         return False
-    return (isinstance(stmt, ast.Assert) and stmt.msg is None and isinstance(stmt.test, ast.Compare)
-            and len(stmt.test.ops) == 1 and isinstance(stmt.test.ops[0], ast.Eq))
+    return isinstance(stmt, ast.Assert) and stmt.msg is None and is_eq_compare(stmt.test)
 
 
 def _clip(text: str) -> str:

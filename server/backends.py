@@ -116,7 +116,7 @@ class TransformersBackend:
         fed, step = list(fed), ids[len(fed):]
         with torch.no_grad():
             for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
-                res = self.model(input_ids=torch.tensor([step]), cache=past, use_cache=True)
+                res = self.model(input_ids=torch.tensor([step], device=self.model.device), cache=past, use_cache=True)
                 past = res.cache
                 fed.extend(step)
                 logits = res.logits[0, -1].float()

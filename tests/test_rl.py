@@ -160,6 +160,38 @@ def test_two_processes_over_gloo(tiny_sft, rl_tasks_file, tmp_path):
     assert meta["steps"] == 1 and meta["episodes"] == 4  # 2 processes x 1 group of 2
 
 
+
+def test_max_steps_0_builds_and_saves_the_tasks_and_trains_nothing(tiny_sft, tmp_path):
+    path = train(RLRun(preset="tiny", init=str(tiny_sft), out=str(tmp_path), n_tasks=2, probe_group=0,
+                       max_steps=0, heldout_n=0, threads=2))
+    assert path == tmp_path / "rl_tasks.jsonl" and len(path.read_text().splitlines()) == 2
+    assert not (tmp_path / "final").exists() and not list(tmp_path.glob("checkpoint-*"))
+
+
+def test_time_cap_stops_after_the_step_that_passes_it(tiny_sft, rl_tasks_file, tmp_path):
+    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=3, max_minutes=1e-4))
+    meta = json.loads((final / "coedit.json").read_text())
+    assert meta["steps"] == 1 and meta["stopped_by_time"] is True and meta["run"]["max_minutes"] == 1e-4
+
+
+def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):
+    """`--init models/default/coedit.gguf`: the exported LoRA read back over SmolLM2's pip base is
+    the model the server serves (llama.cpp, same GGUFs): same greedy command on an MBPP task. A
+    preset whose base is not the adapter's is a clear error."""
+    from dsl import Command, load_mbpp, parse
+    from server.backends import LlamaCppBackend, ModelError, TransformersBackend
+    from trainer.rl import load_policy
+    shipped = ROOT / "models" / "default" / "coedit.gguf"
+    policy, tok, chat = load_policy(RLRun(preset="smollm2-135m", init=str(shipped), out=str(tmp_path)))
+    assert json.loads((tmp_path / "init-adapter" / "adapter_config.json").read_text())["r"] == 16
+    task = load_mbpp(["test"])[3]
+    msgs = new_conversation(task, Episode(task).reset())
+    hf = TransformersBackend.from_model(policy.eval(), tok, chat)(msgs)
+    assert hf == LlamaCppBackend(shipped)(msgs) and isinstance(parse(hf), Command)
+    with pytest.raises(ModelError, match="not over preset"):
+        load_policy(RLRun(preset=GPU_PRESET, init=str(shipped), out=str(tmp_path / "other")))
+
+
 GPU_PRESET = "qwen2.5-coder-0.5b"  # a tiny random config of its architecture stands in for its weights
 
 

@@ -195,6 +195,48 @@ def test_lora_adapter_export_round_trips_through_llama_cpp(data, tmp_path, rando
     assert LlamaCppBackend(adapter)(msgs) == merged(msgs)  # the server's loader: same greedy command
 
 
+def test_lora_gguf_reads_back_into_the_peft_adapter_it_came_from(data, tmp_path, random_lora):
+    """adapter_from_gguf inverts convert_lora_to_gguf on a tiny random Llama with grouped-query
+    attention (the SmolLM2 architecture, whose q/k LoRA B rows the converter permutes): every
+    tensor comes back to f16 precision, and the rank, alpha and chat format with them. Not a LoRA
+    GGUF is a clear error."""
+    from safetensors.torch import load_file
+    from trainer.export import convert, convert_lora
+    from trainer.gguf_adapter import adapter_from_gguf
+    from trainer.presets import build, conversation_texts
+    model, tok = build(PRESETS["llama-3.2-1b"], tokenizer_texts=conversation_texts(data), tiny_random=True)
+    assert model.config.num_key_value_heads < model.config.num_attention_heads
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    (base / "coedit.json").write_text(json.dumps({"chat": "chatml", "run": {"tiny_random": True}}))
+    peft = random_lora(model)
+    with torch.no_grad():  # A as random as B, so that a swapped or transposed pair would show
+        for name, p in peft.named_parameters():
+            if "lora_A" in name:
+                p.normal_(0, 0.05)
+    peft.save_pretrained(tmp_path / "adapter")
+    gguf_file = tmp_path / "coedit.gguf"
+    convert_lora(tmp_path / "adapter", base, gguf_file)
+    gguf_file.with_suffix(".json").write_text(json.dumps({"chat": "chatml", "lora_base": "base-f16.gguf"}))
+
+    from transformers import AutoModelForCausalLM
+    plain = AutoModelForCausalLM.from_pretrained(base)  # what `trainer rl` holds: the base, no LoRA layers
+    back, chat = adapter_from_gguf(gguf_file, plain, tmp_path / "back")
+    want = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    got = load_file(str(back / "adapter_model.safetensors"))
+    assert set(got) == set(want) and len(want) == 4 * 7 * 2
+    for key, w in want.items():
+        assert torch.allclose(got[key], w, atol=1e-3), key
+    cfg, orig = (json.loads((d / "adapter_config.json").read_text()) for d in (back, tmp_path / "adapter"))
+    assert (cfg["r"], cfg["lora_alpha"], sorted(cfg["target_modules"])) == \
+        (orig["r"], orig["lora_alpha"], sorted(orig["target_modules"]))
+    assert chat == "chatml"
+    convert(base, tmp_path / "base-f16.gguf", "f16")
+    with pytest.raises(ValueError, match="not a LoRA adapter GGUF"):
+        adapter_from_gguf(tmp_path / "base-f16.gguf", plain, tmp_path / "nope")
+
+
 def test_eval_metrics_are_well_formed(tiny, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(Task(f"t{i}", "def f(x):\n    return x + 1\n", f"assert f({i}) == {i}").to_json()

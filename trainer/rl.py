@@ -2,6 +2,8 @@
 
     python -m trainer rl --preset tiny --init runs/sft-tiny/final --out runs/rl-tiny
     python -m trainer rl --preset smollm2-135m --init runs/sft-smollm2/final --out runs/rl-smollm2
+    python -m trainer rl --preset smollm2-135m --init models/default/coedit.gguf ...  # from the shipped model
+    python -m trainer rl ... --max-steps 0                # only build and probe the tasks (OUT/rl_tasks.jsonl)
     python -m trainer rl ... --resume                     # continue from the last checkpoint in --out
     torchrun --nproc_per_node 2 -m trainer rl ...          # 2 CPU processes over gloo (the tested path)
     accelerate launch --config_file trainer/accelerate/deepspeed_zero2.yaml -m trainer rl ...  # GPUs
@@ -17,10 +19,12 @@ reward and are counted (`episode/hacks`).
 Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and
 kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
 Logs: tensorboard under OUT/runs (reward, solve rate, invalid-command rate, turns, KL, grad norm,
-share of groups with no reward variance), OUT/curves.json and OUT/curves.png (reward and held-out
-pass@1), OUT/coedit.json (the full config); the final model (merged, when LoRA) in OUT/final and,
-when --init is an SFT adapter, OUT/adapter: SFT's and RL's LoRA stacked into one adapter over the
-preset's base (`trainer export --lora OUT/adapter` ships it).
+share of groups with no reward variance), OUT/log_history.json (the same, per step), OUT/curves.json
+and OUT/curves.png (reward and held-out pass@1), OUT/coedit.json (the full config); the final
+model (merged, when LoRA) in OUT/final and, when --init is an SFT adapter (or its GGUF), OUT/adapter:
+SFT's and RL's LoRA stacked into one adapter over the preset's base (`trainer export --lora
+OUT/adapter` ships it). `--max-minutes` stops after the step that passes the cap (a lent GPU's call
+has a hard limit); the run is saved as at its last step.
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ from .rollout import rollout, token_advantages, turn_advantages
 @dataclass
 class RLRun:
     preset: str = "tiny"  # a name from trainer/presets.py (decides LoRA vs full)
-    init: str = ""  # the SFT model: a checkpoint dir (sft's OUT/final) or a LoRA adapter dir (OUT/adapter)
+    init: str = ""  # the SFT model: a checkpoint dir (sft's OUT/final), a LoRA adapter dir (OUT/adapter) or
+    # a LoRA GGUF that `trainer export --lora` wrote (models/default/coedit.gguf), read back into OUT/init-adapter
     base: str = ""  # local weights of a GPU preset, under an adapter --init
     out: str = "runs/rl-tiny"
     tasks: str = ""  # RL tasks (dsl task JSONL); empty: build and probe them (saved as OUT/rl_tasks.jsonl)
@@ -54,7 +59,8 @@ class RLRun:
     max_edits: int = 5
     group: int = 4  # G: rollouts of the same task
     tasks_per_step: int = 2  # groups per optimizer step (per process)
-    max_steps: int = 50
+    max_steps: int = 50  # 0: build and probe the tasks, then stop
+    max_minutes: float = 0.0  # stop after the step that passes this many minutes of training (0: no cap)
     lr: float = 1e-5
     beta: float = 0.01  # KL to the starting model
     epsilon: float = 0.2  # clip
@@ -97,21 +103,39 @@ def load_policy(run: RLRun):
 
 
 def _init_is_adapter(run: RLRun) -> bool:
-    """--init names a LoRA adapter directory (sft's OUT/adapter) rather than a checkpoint."""
-    return bool(run.init) and (Path(run.init) / "adapter_config.json").is_file()
+    """--init names a LoRA adapter (sft's OUT/adapter, or its GGUF) rather than a checkpoint."""
+    init = Path(run.init)
+    return bool(run.init) and ((init / "adapter_config.json").is_file() or (init.suffix == ".gguf" and init.is_file()))
+
+
+def _sft_adapter(run: RLRun) -> Path:
+    """The SFT adapter as a PEFT directory: --init itself, or where its GGUF was read back to."""
+    return Path(run.out) / "init-adapter" if Path(run.init).suffix == ".gguf" else Path(run.init)
 
 
 def _merged_adapter(run: RLRun, adapter: Path):
     """An SFT LoRA adapter over its preset's base, merged in memory. A GPU run brings back only the
-    adapter (small enough to carry); merging here keeps the KL reference the SFT model itself
-    (TRL takes a PEFT policy's reference with its adapters off, i.e. the base), and RL adds its own
-    LoRA on top as it does for a merged checkpoint."""
+    adapter (small enough to carry), and a checkout has only the exported GGUF; merging here keeps
+    the KL reference the SFT model itself (TRL takes a PEFT policy's reference with its adapters
+    off, i.e. the base), and RL adds its own LoRA on top as it does for a merged checkpoint."""
     from peft import PeftModel
+    from .export import LORA_BASES
+    from .gguf_adapter import adapter_from_gguf
     from .presets import build, chat_format
     preset = PRESETS[run.preset]
     if preset.source == "scratch":
         raise ModelError(f"--init {adapter}: an adapter needs a pretrained base; preset {run.preset} trains from "
                          "scratch (give its OUT/final)")
+    if adapter.suffix == ".gguf":
+        sidecar = adapter.with_suffix(".json")  # `trainer export --lora` names the base it adapts
+        lora_base = json.loads(sidecar.read_text()).get("lora_base") if sidecar.is_file() else None
+        if lora_base != LORA_BASES.get(run.preset):
+            raise ModelError(f"--init {adapter}: a LoRA over {lora_base or 'an unnamed base'} (its {sidecar.name}), "
+                             f"not over preset {run.preset}'s base")
+        model, tok = build(preset, base=run.base or None)
+        where, chat = adapter_from_gguf(adapter, model, _sft_adapter(run))
+        print(f"--init {adapter}: read back into {where}", file=sys.stderr)
+        return PeftModel.from_pretrained(model, str(where)).merge_and_unload(), tok, FORMATS.get(chat, CHATML)
     meta = adapter.parent / "coedit.json"  # the SFT run's record (preset, chat format), if it is there
     trained = json.loads(meta.read_text()) if meta.is_file() else {}
     if trained.get("preset", {}).get("name", run.preset) != run.preset:
@@ -260,6 +284,30 @@ def _heldout_callback(run: RLRun, chat, verifier: Verifier, curves: Path):
     return HeldoutPassAt1()
 
 
+def _time_cap(run: RLRun):
+    from transformers import TrainerCallback
+
+    class TimeCap(TrainerCallback):
+        """Stop after the step that passes --max-minutes of training (a lent GPU's call has a hard
+        limit; the run must save before it). Every process takes the decision of the slowest, so
+        that none waits in a collective the others have left."""
+        trainer = None
+        stopped = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not run.max_minutes:
+                return
+            import torch
+            over = torch.tensor([float(time.time() - self.t0 > 60 * run.max_minutes)],
+                                device=self.trainer.accelerator.device)
+            if self.trainer.accelerator.reduce(over, "max").item() > 0:
+                control.should_training_stop = self.stopped = True
+    return TimeCap()
+
+
 def plot_curves(log_history: list[dict], heldout: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -289,13 +337,18 @@ def train(run: RLRun) -> Path:
     preset = PRESETS[run.preset]
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, tok, chat = load_policy(run)
-    verifier = Verifier()
     # cpu=True first: PartialState is a singleton, and only then does a torchrun launch on CPU
     # become a gloo process group (without it each process would think it is alone)
     state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():  # one process reads a GGUF --init back; the others find it there
+        model, tok, chat = load_policy(run)
+    model.to(state.device)  # the probe's rollouts already run where training will
+    verifier = Verifier()
     with state.main_process_first():  # one process builds and probes; the others read the file
         tasks = rl_tasks(run, model, tok, chat, verifier)
+    if run.max_steps == 0:
+        verifier.close()
+        return out / "rl_tasks.jsonl"
     use_lora = preset.lora if run.lora == "preset" else run.lora == "on"
     config = {"run": asdict(run), "preset": asdict(preset), "chat": chat.name, "lora": use_lora,
               "tasks": len(tasks), "stage": "rl"}
@@ -312,12 +365,13 @@ def train(run: RLRun) -> Path:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     by_id = {t.id: t for t in tasks}
     callback = _heldout_callback(run, chat, verifier, out / "curves.json")
+    cap = _time_cap(run)
     trainer = _trainer_class()(
         model=model, reward_funcs=[episode_reward], args=args, processing_class=tok,
         train_dataset=Dataset.from_list([{"prompt": t.id} for t in tasks]),
-        rollout_func=make_rollout_func(run, by_id, chat, verifier), callbacks=[callback],
+        rollout_func=make_rollout_func(run, by_id, chat, verifier), callbacks=[callback, cap],
         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if use_lora else None)
-    callback.trainer = trainer
+    callback.trainer = cap.trainer = trainer
     t0 = time.time()
     resume = run.resume and any(out.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -326,16 +380,20 @@ def train(run: RLRun) -> Path:
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         if use_lora and _init_is_adapter(run):
-            _save_stacked_adapter(model, Path(run.init), out / "adapter")
+            _save_stacked_adapter(model, _sft_adapter(run), out / "adapter")
         model = model.merge_and_unload() if use_lora else model
         model.save_pretrained(final)
         tok.save_pretrained(final)
         episodes = result.global_step * run.tasks_per_step * run.group * trainer.accelerator.num_processes
-        config.update(train_seconds=round(seconds, 1), steps=result.global_step, episodes=episodes,
+        config.update(train_seconds=round(seconds, 1), steps=result.global_step, stopped_by_time=cap.stopped,
+                      episodes=episodes,
                       episodes_per_second=round(episodes / seconds, 3) if not resume else None,
                       heldout=callback.points)
         for where in (out / "coedit.json", final / "coedit.json"):
             where.write_text(json.dumps(config, indent=2))
+        # the per-step log (reward, solve rate, turns, KL, ...) where a time-capped run that saved no
+        # checkpoint still has it
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
         plot_curves(trainer.state.log_history, callback.points, out / "curves.png")
         print(f"saved {final} ({result.global_step} steps, {seconds:.0f}s)", file=sys.stderr)
     verifier.close()

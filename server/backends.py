@@ -199,6 +199,11 @@ class LlamaCppBackend:
         self.grammar = (LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False)
                         if self.grammar_mode != "off" else None)
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
+        # llama-cpp-python builds a new sampler, seeded with the Llama's seed, at every generate():
+        # a fixed seed would replay the same random draws in every reply (samples of one task
+        # nearly identical), and seed 0 means "random" to it (nothing reproducible). So each reply
+        # gets its own seed, drawn from a stream that `seed` makes reproducible.
+        self.rng = random.Random(seed)
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
@@ -207,6 +212,7 @@ class LlamaCppBackend:
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
+        self.llm.set_seed(self.rng.randrange(1, 2**31))
         lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
         with self._lock:
             return self._generate(ids, lines)

@@ -92,3 +92,19 @@ async def test_language_server_runs_the_default_model(client):
         assert len(client.applied) == 1
     else:
         assert "No fix found for add" in message and client.applied == []
+
+
+def test_sampled_replies_are_reproducible_by_seed_and_differ_from_reply_to_reply():
+    """llama-cpp-python builds a new sampler from the Llama's seed at every generate(): with a fixed
+    seed every reply replayed the same random draws (trainer eval's sampled episodes of a task came
+    out nearly identical under --seed 1), and seed 0 meant 'random' (no run reproducible). Each
+    reply now draws its own seed from a stream the backend's seed fixes."""
+    from dsl import Episode, Task, new_conversation
+    from server.backends import LlamaCppBackend
+    task = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0")
+    msgs = new_conversation(task, Episode(task).reset())
+    for seed in (0, 1):
+        runs = [[b(msgs) for _ in range(6)]
+                for b in (LlamaCppBackend(DEFAULT_MODEL, temperature=1.5, seed=seed, max_new_tokens=32) for _ in range(2))]
+        assert runs[0] == runs[1], seed  # a seed reproduces its replies
+        assert len(set(runs[0])) > 1, (seed, runs[0])  # successive replies are separate draws

@@ -212,9 +212,9 @@ class LlamaCppBackend:
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
-        self.llm.set_seed(self.rng.randrange(1, 2**31))
         lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
-        with self._lock:
+        with self._lock:  # the seed with its reply: two documents' jobs share one model
+            self.llm.set_seed(self.rng.randrange(1, 2**31))
             return self._generate(ids, lines)
 
     def _generate(self, ids: list[int], lines: list[str | None] | None = None) -> str:

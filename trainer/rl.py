@@ -35,12 +35,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dsl import Verifier, load_tasks, run_episode, write_tasks
+from dsl import Verifier, load_tasks, write_tasks
 from server.backends import ModelError, TransformersBackend, _chat_of
 from server.tokens import CHATML, FORMATS
 
 from .flags import parse_flags
 from .presets import LORA, PRESETS
+from .rl_callbacks import heldout_callback, time_cap
 from .rl_tasks import candidates, probe
 from .rollout import rollout, token_advantages, turn_advantages
 
@@ -126,23 +127,25 @@ def _merged_adapter(run: RLRun, adapter: Path):
     if preset.source == "scratch":
         raise ModelError(f"--init {adapter}: an adapter needs a pretrained base; preset {run.preset} trains from "
                          "scratch (give its OUT/final)")
-    if adapter.suffix == ".gguf":
+    gguf = adapter.suffix == ".gguf"
+    if gguf:
         sidecar = adapter.with_suffix(".json")  # `trainer export --lora` names the base it adapts
         lora_base = json.loads(sidecar.read_text()).get("lora_base") if sidecar.is_file() else None
         if lora_base != LORA_BASES.get(run.preset):
             raise ModelError(f"--init {adapter}: a LoRA over {lora_base or 'an unnamed base'} (its {sidecar.name}), "
                              f"not over preset {run.preset}'s base")
-        model, tok = build(preset, base=run.base or None)
-        where, chat = adapter_from_gguf(adapter, model, _sft_adapter(run))
-        print(f"--init {adapter}: read back into {where}", file=sys.stderr)
-        return PeftModel.from_pretrained(model, str(where)).merge_and_unload(), tok, FORMATS.get(chat, CHATML)
-    meta = adapter.parent / "coedit.json"  # the SFT run's record (preset, chat format), if it is there
-    trained = json.loads(meta.read_text()) if meta.is_file() else {}
-    if trained.get("preset", {}).get("name", run.preset) != run.preset:
-        raise ModelError(f"--init {adapter}: trained over preset {trained['preset']['name']}, not {run.preset}")
+    else:
+        meta = adapter.parent / "coedit.json"  # the SFT run's record (preset, chat format), if it is there
+        trained = json.loads(meta.read_text()) if meta.is_file() else {}
+        if trained.get("preset", {}).get("name", run.preset) != run.preset:
+            raise ModelError(f"--init {adapter}: trained over preset {trained['preset']['name']}, not {run.preset}")
+        chat = trained.get("chat", "")
     model, tok = build(preset, base=run.base or None)
+    if gguf:  # read back over the base just built: the read-back needs its module names
+        adapter, chat = adapter_from_gguf(adapter, model, _sft_adapter(run))
+        print(f"--init: read back into {adapter}", file=sys.stderr)
     model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    return model, tok, FORMATS.get(trained.get("chat", ""), chat_format(preset))
+    return model, tok, FORMATS.get(chat, chat_format(preset))
 
 
 def _save_stacked_adapter(model, init_adapter: Path, where: Path) -> None:
@@ -238,76 +241,6 @@ def _trainer_class():
     return EpisodeGRPOTrainer
 
 
-def _heldout_callback(run: RLRun, chat, verifier: Verifier, curves: Path):
-    from transformers import TrainerCallback
-    tasks = load_tasks(run.heldout)[: run.heldout_n] if run.heldout_n and Path(run.heldout).is_file() else []
-
-    class HeldoutPassAt1(TrainerCallback):
-        """Greedy pass@1 on held-out tasks at the start, every `eval_every` steps and at the end."""
-        trainer = None
-
-        def __init__(self):
-            self.points = json.loads(curves.read_text()) if curves.is_file() else []
-
-        def measure(self, step: int, model, tok) -> None:
-            if not tasks or any(p["step"] == step for p in self.points):
-                return
-            was_training = model.training
-            model.eval()
-            greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
-                                                    grammar=run.grammar)
-            trajs = [run_episode(t, greedy, verifier=verifier, max_turns=run.max_turns) for t in tasks]
-            model.train(was_training)
-            turns = sum(len(t.turns) for t in trajs)
-            point = {"step": step, "pass@1": sum(t.solved for t in trajs) / len(trajs),
-                     "invalid_rate": sum(t.invalid_turns for t in trajs) / max(turns, 1), "n": len(trajs)}
-            self.points.append(point)
-            curves.write_text(json.dumps(self.points, indent=1))
-            if self.trainer is not None:
-                self.trainer._metrics["train"]["heldout/pass@1"].append(point["pass@1"])
-            print(f"\nheld-out pass@1 at step {step}: {point['pass@1']:.3f} ({len(trajs)} tasks)", file=sys.stderr)
-
-        def _measure_now(self, state) -> None:
-            if self.trainer.accelerator.is_main_process:
-                self.measure(state.global_step, self.trainer.accelerator.unwrap_model(self.trainer.model),
-                             self.trainer.processing_class)
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self._measure_now(state)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if run.eval_every and state.global_step % run.eval_every == 0:
-                self._measure_now(state)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self._measure_now(state)
-    return HeldoutPassAt1()
-
-
-def _time_cap(run: RLRun):
-    from transformers import TrainerCallback
-
-    class TimeCap(TrainerCallback):
-        """Stop after the step that passes --max-minutes of training (a lent GPU's call has a hard
-        limit; the run must save before it). Every process takes the decision of the slowest, so
-        that none waits in a collective the others have left."""
-        trainer = None
-        stopped = False
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.t0 = time.time()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if not run.max_minutes:
-                return
-            import torch
-            over = torch.tensor([float(time.time() - self.t0 > 60 * run.max_minutes)],
-                                device=self.trainer.accelerator.device)
-            if self.trainer.accelerator.reduce(over, "max").item() > 0:
-                control.should_training_stop = self.stopped = True
-    return TimeCap()
-
-
 def plot_curves(log_history: list[dict], heldout: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -364,8 +297,8 @@ def train(run: RLRun) -> Path:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     by_id = {t.id: t for t in tasks}
-    callback = _heldout_callback(run, chat, verifier, out / "curves.json")
-    cap = _time_cap(run)
+    callback = heldout_callback(run, chat, verifier, out / "curves.json")
+    cap = time_cap(run)
     trainer = _trainer_class()(
         model=model, reward_funcs=[episode_reward], args=args, processing_class=tok,
         train_dataset=Dataset.from_list([{"prompt": t.id} for t in tasks]),

@@ -1,0 +1,84 @@
+"""`trainer rl`'s two training callbacks: the held-out greedy pass@1 curve, and the time cap.
+
+Both are TrainerCallbacks that need the trainer itself (`callback.trainer`, set after it is built)
+to reach the model being trained and its accelerator; `run` is the RLRun (trainer/rl.py).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from dsl import Verifier, load_tasks, run_episode
+from server.backends import TransformersBackend
+
+
+def heldout_callback(run, chat, verifier: Verifier, curves: Path):
+    from transformers import TrainerCallback
+    tasks = load_tasks(run.heldout)[: run.heldout_n] if run.heldout_n and Path(run.heldout).is_file() else []
+
+    class HeldoutPassAt1(TrainerCallback):
+        """Greedy pass@1 on held-out tasks at the start, every `eval_every` steps and at the end."""
+        trainer = None
+
+        def __init__(self):
+            self.points = json.loads(curves.read_text()) if curves.is_file() else []
+
+        def measure(self, step: int, model, tok) -> None:
+            if not tasks or any(p["step"] == step for p in self.points):
+                return
+            was_training = model.training
+            model.eval()
+            greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
+                                                    grammar=run.grammar)
+            trajs = [run_episode(t, greedy, verifier=verifier, max_turns=run.max_turns) for t in tasks]
+            model.train(was_training)
+            turns = sum(len(t.turns) for t in trajs)
+            point = {"step": step, "pass@1": sum(t.solved for t in trajs) / len(trajs),
+                     "invalid_rate": sum(t.invalid_turns for t in trajs) / max(turns, 1), "n": len(trajs)}
+            self.points.append(point)
+            curves.write_text(json.dumps(self.points, indent=1))
+            if self.trainer is not None:
+                self.trainer._metrics["train"]["heldout/pass@1"].append(point["pass@1"])
+            print(f"\nheld-out pass@1 at step {step}: {point['pass@1']:.3f} ({len(trajs)} tasks)", file=sys.stderr)
+
+        def _measure_now(self, state) -> None:
+            if self.trainer.accelerator.is_main_process:
+                self.measure(state.global_step, self.trainer.accelerator.unwrap_model(self.trainer.model),
+                             self.trainer.processing_class)
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._measure_now(state)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if run.eval_every and state.global_step % run.eval_every == 0:
+                self._measure_now(state)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._measure_now(state)
+    return HeldoutPassAt1()
+
+
+def time_cap(run):
+    from transformers import TrainerCallback
+
+    class TimeCap(TrainerCallback):
+        """Stop after the step that passes --max-minutes of training (a lent GPU's call has a hard
+        limit; the run must save before it). Every process takes the decision of the slowest, so
+        that none waits in a collective the others have left."""
+        trainer = None
+        stopped = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not run.max_minutes:
+                return
+            import torch
+            over = torch.tensor([float(time.time() - self.t0 > 60 * run.max_minutes)],
+                                device=self.trainer.accelerator.device)
+            if self.trainer.accelerator.reduce(over, "max").item() > 0:
+                control.should_training_stop = self.stopped = True
+    return TimeCap()

@@ -4,8 +4,10 @@
    against those whose final code passes; if the first is larger, stopping when the tests pass (as
    the server does) would gain that much.
 2. Why its commands fail: failing commands by operation and error (numbers and quoted text masked).
-3. Does it stop? Valid edits that leave the code as it was (a line replaced by itself), and
-   episodes the model ended with EXIT rather than the turn cap.
+3. Does it stop? Valid edits that leave the code as it was (a line replaced by itself), edits
+   that bring back code the episode already had (no-ops and undos: what `redraws` draws again,
+   dsl/episode.py), the episodes with one, and episodes the model ended with EXIT rather than the
+   turn cap.
 
     python bench/replay_eval.py runs/eval-smollm2-coe-mbpp.json
 """
@@ -30,6 +32,7 @@ def main(path: str) -> int:
     verifier = Verifier()
     rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
     failures, commands, noops, exits = Counter(), 0, 0, 0
+    edits, revisits, looping = 0, 0, 0  # valid edits; those that bring back earlier code; episodes with one
     for result in run["tasks"]:
         ever_any = end_any = False
         for ep in result["episodes"]:
@@ -41,11 +44,17 @@ def main(path: str) -> int:
             ever = any(t.solved for t in traj.turns)
             commands += len(traj.turns)
             state = EditorState.from_code(tasks[result["id"]].code)
+            seen, revisited = {state.to_code()}, 0
             for t in traj.turns:
                 if t.valid and t.command.op != "EXIT":
                     after = state.apply(t.command)
                     noops += after == state
+                    revisited += after.to_code() in seen
+                    seen.add(after.to_code())
+                    edits += 1
                     state = after
+            revisits += revisited
+            looping += revisited > 0
             exits += any(t.valid and t.command.op == "EXIT" for t in traj.turns)
             failures.update(f"{t.text.split(' ', 1)[0]}: {MASK.sub('…', t.error.split('. Use one of')[0])}" for t in traj.turns if t.error)
             rows["episodes"][0] += ever
@@ -62,6 +71,8 @@ def main(path: str) -> int:
     for kind, n in failures.most_common(8):
         print(f"| {kind} | {n} |")
     print(f"\n| stopping | count | of |\n|---|---|---|\n| edits that change nothing | {noops} | {commands} commands |\n"
+          f"| edits that bring back code the episode had | {revisits} | {edits} valid edits |\n"
+          f"| episodes with such an edit | {looping} | {n_eps} episodes |\n"
           f"| episodes ended by EXIT | {exits} | {n_eps} episodes |")
     return 0
 

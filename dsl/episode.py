@@ -14,6 +14,14 @@ Rewards (`reward="paper"`, the default, after Rainone et al. 2025):
 `reward="partial"` adds, on each turn, the change in the share of tests passing (so a turn taking
 2/4 -> 3/4 earns +0.25, a regression the same negative), for when groups would otherwise get no
 signal. An episode ends on EXIT, at `max_turns`, or (if `stop_when_solved`) once the tests pass.
+
+Redraws (`redraws=N`, off by default): a small model in a loop re-plays an edit it already made, or
+undoes one, and burns a turn on code the episode has already seen (a third of the shipped model's
+edits on MBPP-test did). With `redraws=N`, a command whose edit would bring back code the episode
+already had (its start included, so a no-op too) is drawn again, up to N times, from `redraw`
+(default: the policy itself, which must sample for this to help); discarded draws never enter the
+conversation and run no tests. If every draw revisits, the last one is played. RL rollouts leave
+this off: their gradient must be of the policy's own, unfiltered samples.
 """
 from __future__ import annotations
 
@@ -71,6 +79,7 @@ class Trajectory:
     exited: bool = False  # the policy ended with EXIT
     cancelled: bool = False
     reward: float = 0.0  # sum over turns
+    redrawn: int = 0  # draws discarded because their edit revisited code (see `redraws`)
 
     @property
     def invalid_turns(self) -> int:
@@ -108,6 +117,14 @@ class Episode:
     def view(self) -> str:
         assert self.result is not None, "call reset() first"
         return self.state.render(self.result.feedback)
+
+    def preview(self, text: str) -> str | None:
+        """The code `text` would leave, without running the tests; None for EXIT or an invalid command."""
+        cmd = parse(text)
+        if isinstance(cmd, ParseError) or cmd.op == "EXIT":
+            return None
+        new = self.state.apply(cmd)
+        return None if isinstance(new, ApplyError) else new.to_code()
 
     def step(self, text: str) -> tuple[str, float, bool, dict]:
         if self.result is None:
@@ -149,24 +166,35 @@ class Episode:
 def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None, check: Check | None = None,
                 max_turns: int = DEFAULT_MAX_TURNS, reward: str = "paper", stop_when_solved: bool = False,
                 on_turn: Callable[[Turn, "Episode"], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Trajectory:
+                should_stop: Callable[[], bool] | None = None, redraws: int = 0,
+                redraw: Policy | None = None) -> Trajectory:
     """Run one episode of `policy` on `task`; the only agent loop in coedit.
 
     `on_turn` is called after every turn (progress, logging); `should_stop` is polled before every
     turn and ends the episode early with `cancelled=True` (no reward for the unplayed turns).
+    `redraws`/`redraw`: draw again a command that would revisit code (module docstring).
     """
+    if redraws < 0:
+        raise ValueError("redraws must be 0 or more")
     ep = Episode(task, verifier=verifier, check=check, max_turns=max_turns, reward=reward,
                  stop_when_solved=stop_when_solved)
     first = ep.reset()
     messages = new_conversation(task, first)
     traj = Trajectory(task.id, messages, initial_solved=ep.ever_solved)
+    seen = {ep.state.to_code()}
     while not ep.done:
         if should_stop is not None and should_stop():
             traj.cancelled = True
             break
         t0 = time.monotonic()
         text = policy(messages)
+        for _ in range(redraws):
+            if ep.preview(text) not in seen:
+                break
+            text = (redraw or policy)(messages)
+            traj.redrawn += 1
         obs, r, _, info = ep.step(text)
+        seen.add(ep.state.to_code())
         messages.append({"role": "assistant", "content": text})
         messages.append({"role": "user", "content": obs})
         turn = Turn(text, info["command"], info["valid"], info["error"], obs, r, info["tests_passed"],

@@ -1,6 +1,7 @@
 """Model backends: load a local model and turn a conversation into the next command.
 
-A backend is a `dsl` policy (`backend(messages) -> str`), so the language server, `coedit fix`,
+A backend is a `dsl` policy (`backend(messages) -> str`; `backend(messages, temperature=t)` samples
+one reply at `t`), so the language server, `coedit fix`,
 the trainer's evaluation and RL rollouts all drive models the same way, through `dsl.run_episode`.
 Both backends encode with `server.tokens.TokenFormat` (the format the model was trained on) and,
 with `grammar="code"` (the default), can only write commands that apply to the code in view (read
@@ -22,6 +23,7 @@ import json
 import os
 import random
 import threading
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
@@ -85,11 +87,14 @@ class TransformersBackend:
         self._past, self._fed = None, []  # KV cache of the last context, and the ids it holds
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
 
-    def __call__(self, messages: list[dict[str, str]]) -> str:
+    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
+        """The next command; `temperature` overrides the backend's for this reply only."""
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
-        out, _ = self.generate_ids(ids, lines_in_view(messages[-1]["content"]))
+        lines = lines_in_view(messages[-1]["content"]) if self.grammar == "code" else None
+        with self._lock, _at_temperature(self, temperature):
+            out, _ = self._generate_ids(ids, lines)
         return self.tok.decode(out, skip_special_tokens=True)
 
     def generate_ids(self, ids: list[int], lines: list[str | None] | None = None) -> tuple[list[int], bool]:
@@ -208,12 +213,14 @@ class LlamaCppBackend:
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
 
-    def __call__(self, messages: list[dict[str, str]]) -> str:
+    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
+        """The next command; `temperature` overrides the backend's for this reply only."""
         ids = self.fmt.prompt(messages)
         if _overflows(self, ids):
             return "EXIT"
         lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
-        with self._lock:  # the seed with its reply: two documents' jobs share one model
+        # the seed and temperature with their reply: two documents' jobs share one model
+        with self._lock, _at_temperature(self, temperature):
             self.llm.set_seed(self.rng.randrange(1, 2**31))
             return self._generate(ids, lines)
 
@@ -317,6 +324,20 @@ def pip_gguf(package: str) -> Path:
     return found[0]
 
 
+@contextmanager
+def _at_temperature(backend, temperature: float | None):
+    """`backend.temperature` set to `temperature` (None: left as it is) until the block ends; the
+    caller holds the backend's lock, so no other reply sees it."""
+    if temperature is None:
+        yield
+        return
+    kept, backend.temperature = backend.temperature, temperature
+    try:
+        yield
+    finally:
+        backend.temperature = kept
+
+
 def _overflows(backend, ids: list[int]) -> bool:
     """A conversation longer than the model's context (less room for the reply) ends the episode:
     the model answers EXIT, and the backend counts it (`overflows`) so evaluations can say so."""
@@ -353,6 +374,7 @@ class ScriptedBackend:
     EXIT. For deterministic tests and demos of the server and `coedit fix` (`model = "scripted:FILE"`)."""
 
     context = 0
+    overflows = 0
 
     def __init__(self, path: str | Path, **_options):
         path = Path(path)
@@ -362,7 +384,7 @@ class ScriptedBackend:
         self.temperature = 0.0
         self.generated_tokens = 0
 
-    def __call__(self, messages: list[dict[str, str]]) -> str:
+    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
         turn = sum(m["role"] == "assistant" for m in messages)
         return self.commands[turn] if turn < len(self.commands) else "EXIT"
 

@@ -16,6 +16,8 @@ import difflib
 import sys
 from pathlib import Path
 
+from .options import Options
+
 
 def _functions(source: str) -> list[int]:
     """0-based `def` lines of the file's functions and methods, in order."""
@@ -28,7 +30,6 @@ def _functions(source: str) -> list[int]:
 
 def cmd_fix(args: argparse.Namespace) -> int:
     from .fix import ModelCache, run_fix
-    from .options import Options
     spec = args.file
     file, _, line = spec.rpartition(":") if spec.rpartition(":")[2].isdigit() else (spec, "", "")
     path = Path(file).resolve()
@@ -37,8 +38,12 @@ def cmd_fix(args: argparse.Namespace) -> int:
         return 2
     source = path.read_text(encoding="utf-8")
     root = Path(args.root).resolve() if args.root else _project_root(path)
+    if args.redraws < 0:
+        print("coedit: --redraws must be 0 or more", file=sys.stderr)
+        return 2
     opts = Options(model=args.model or "", k=args.k, max_turns=args.max_turns, tests=args.test or [],
-                   timeout=args.timeout, python=args.python or "")
+                   timeout=args.timeout, python=args.python or "",
+                   redraws=args.redraws)
     models = ModelCache()
 
     def event(text: str) -> None:
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--model", help="a .gguf file or checkpoint directory (default: the shipped model)")
     f.add_argument("--k", type=int, default=4, help="episodes at most (default 4)")
     f.add_argument("--max-turns", type=int, default=10)
+    f.add_argument("--redraws", type=int, default=Options().redraws, help="draw again a command that would bring back code the episode "
+                                               f"had, up to N times (default {Options().redraws})")
     f.add_argument("--timeout", type=float, default=30.0, help="seconds per test run")
     f.add_argument("--python", help="the project's interpreter (default: its .venv, else this one)")
     f.add_argument("--root", help="the project root (default: found from FILE)")

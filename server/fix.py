@@ -100,15 +100,22 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
             return FixOutcome("error", f"{target.qualname} with its tests is {need} tokens, too long for the model's "
                                        f"{context}-token context; select fewer tests with the `tests` setting.")
     episodes: list[Trajectory] = []
+    # redraws sample at the episodes' temperature, the greedy first episode's too (greedy would
+    # only draw the same command again); at temperature 0 there is nothing to redraw
+    redraws = opts.redraws if opts.temperature > 0 else 0
     for i in range(1, opts.k + 1):
-        backend.temperature = 0.0 if i == 1 else opts.temperature
+        def policy(messages, t=0.0 if i == 1 else opts.temperature):
+            return backend(messages, temperature=t)
+
+        def redraw(messages):
+            return backend(messages, temperature=opts.temperature)
 
         def progress(turn, ep, i=i):
             cmd = turn.text.strip().split(" >>>")[0][:40]
             on_event(f"episode {i}/{opts.k} · turn {ep.turn} · {cmd} · {turn.tests_passed}/{turn.tests_total} tests pass")
 
-        traj = run_episode(task, backend, check=check, max_turns=opts.max_turns, stop_when_solved=True,
-                           on_turn=progress, should_stop=cancelled)
+        traj = run_episode(task, policy, check=check, max_turns=opts.max_turns, stop_when_solved=True,
+                           on_turn=progress, should_stop=cancelled, redraws=redraws, redraw=redraw)
         episodes.append(traj)
         if traj.cancelled or cancelled():
             return FixOutcome("cancelled", "Cancelled; nothing was changed.", report=report(target.qualname, episodes),

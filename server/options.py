@@ -18,6 +18,7 @@ class Options:
     k: int = 4  # episodes tried at most; the first whose code passes every test wins
     max_turns: int = 10  # commands per episode
     temperature: float = 0.7  # sampling for episodes after the first (the first is greedy)
+    redraws: int = 0  # a command that would bring back code the episode had is drawn again (0: off)
     timeout: float = 30.0  # seconds for one run of the tests
     tests: list[str] = field(default_factory=list)  # test files or file::test to use instead of discovery
     python: str = ""  # the workspace's interpreter; empty: .venv/venv in the root, else the server's
@@ -52,6 +53,9 @@ def options_from_json(data: object, base: Options | None = None) -> tuple[Option
             setattr(opts, name, value)
         else:
             problems.append(f"setting {key!r} must be {want.__name__}, got {value!r}; using {getattr(opts, name)!r}")
+    if opts.redraws < 0 or opts.temperature < 0:
+        problems.append("redraws and temperature must be 0 or more; using the defaults")
+        opts.redraws, opts.temperature = Options().redraws, Options().temperature
     if opts.k < 1 or opts.max_turns < 1 or opts.timeout <= 0:
         problems.append("k, maxTurns and timeout must be positive; using the defaults")
         opts.k, opts.max_turns, opts.timeout = Options().k, Options().max_turns, Options().timeout

@@ -92,6 +92,37 @@ def test_cancel_stops_before_the_next_turn():
     assert traj.cancelled and len(traj.turns) == 2 and not traj.solved
 
 
+def _queue(commands):
+    """A policy that answers each call with the next command, whatever the conversation (a stand-in
+    for a sampler's successive draws)."""
+    queue = list(commands)
+    return lambda messages: queue.pop(0)
+
+
+def test_redraws_replace_a_command_that_would_revisit_code_and_leave_no_trace():
+    # turn 1's first draw rewrites line 2 as it is (a no-op); turn 2's would undo turn 1's edit
+    policy = _queue(["REPL 2 >>>    return a - b", "REPW 2 >>>* >>>-", "EXIT"])
+    redraw = _queue(["REPW 2 >>>- >>>*", "REPW 2 >>>* >>>+"])
+    traj = run_episode(BUGGY, policy, redraws=2, redraw=redraw)
+    played = ["REPW 2 >>>- >>>*", "REPW 2 >>>* >>>+", "EXIT"]
+    assert [t.text for t in traj.turns] == played
+    assert [m["content"] for m in traj.messages if m["role"] == "assistant"] == played  # discarded draws: no trace
+    assert traj.redrawn == 2 and traj.solved and traj.reward == 1.0
+
+
+def test_redraws_play_the_last_draw_when_all_revisit_and_leave_exit_and_errors_alone():
+    policy = _queue(["REPL 2 >>>    return a - b", "DELL 9", "EXIT"])
+    redraw = _queue(["REPW 2 >>>b >>>b", "REPL 1 >>>def add(a, b):"])
+    traj = run_episode(BUGGY, policy, redraws=2, redraw=redraw)
+    assert [t.text for t in traj.turns] == ["REPL 1 >>>def add(a, b):", "DELL 9", "EXIT"]
+    assert traj.redrawn == 2 and traj.invalid_turns == 1
+    # off (the default): the no-op is played as drawn
+    traj = run_episode(BUGGY, _queue(["REPL 2 >>>    return a - b", "EXIT"]))
+    assert [t.text for t in traj.turns] == ["REPL 2 >>>    return a - b", "EXIT"] and traj.redrawn == 0
+    with pytest.raises(ValueError):
+        run_episode(BUGGY, _queue(["EXIT"]), redraws=-1)
+
+
 def test_episode_step_api_and_errors():
     ep = Episode(BUGGY, max_turns=2)
     with pytest.raises(RuntimeError):

@@ -66,6 +66,10 @@ def test_options_from_client_json():
     assert opts.k == Options().k and opts.backend == "auto" and len(problems) == 3
     assert options_from_json([])[0] == Options()  # Lua's empty table
     assert options_from_json(7)[1] == ["settings must be an object, not int"]
+    opts, problems = options_from_json({"redraws": 3, "temperature": 1})
+    assert (opts.redraws, opts.temperature, problems) == (3, 1.0, [])
+    opts, problems = options_from_json({"redraws": -1})
+    assert opts.redraws == Options().redraws and problems == ["redraws and temperature must be 0 or more; using the defaults"]
 
 
 def test_discovery_finds_the_tests_that_call_the_function(tmp_path):

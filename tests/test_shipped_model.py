@@ -37,7 +37,8 @@ def test_coedit_fix_runs_the_default_model_on_the_example(tmp_path):
     work = tmp_path / "shop"
     shutil.copytree(ROOT / "examples" / "shop", work)
     before = (work / "cart.py").read_text()
-    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--apply"],
+    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--redraws", "2",
+                          "--apply"],
                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert res.stdout.count("## Episode") in (1, 2), res.stdout  # stops at the first that passes
@@ -108,3 +109,19 @@ def test_sampled_replies_are_reproducible_by_seed_and_differ_from_reply_to_reply
                 for b in (LlamaCppBackend(DEFAULT_MODEL, temperature=1.5, seed=seed, max_new_tokens=32) for _ in range(2))]
         assert runs[0] == runs[1], seed  # a seed reproduces its replies
         assert len(set(runs[0])) > 1, (seed, runs[0])  # successive replies are separate draws
+
+
+def test_a_reply_at_another_temperature_is_that_temperatures_draw_and_leaves_the_backend_as_it_was():
+    """The greedy episode's redraws sample from the greedy backend (`backend(m, temperature=t)`),
+    and the server's episodes pick their temperature per call instead of setting it on the shared
+    backend. A per-reply temperature must sample exactly as a backend made at that temperature."""
+    from dsl import Episode, Task, new_conversation
+    from server.backends import LlamaCppBackend
+    task = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0")
+    msgs = new_conversation(task, Episode(task).reset())
+    greedy = LlamaCppBackend(DEFAULT_MODEL, temperature=0.0, seed=3, max_new_tokens=32)
+    hot = LlamaCppBackend(DEFAULT_MODEL, temperature=1.5, seed=3, max_new_tokens=32)
+    drawn = [greedy(msgs, temperature=1.5) for _ in range(6)]
+    assert drawn == [hot(msgs) for _ in range(6)] and len(set(drawn)) > 1
+    assert greedy.temperature == 0.0
+    assert len({greedy(msgs) for _ in range(3)}) == 1  # greedy again

@@ -253,6 +253,20 @@ def test_eval_metrics_are_well_formed(tiny, tmp_path):
     assert (tmp_path / "eval.png").stat().st_size > 1000
 
 
+def test_eval_redraws_a_command_that_would_revisit_code_and_counts_it(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(Task("t", "def f(x):\n    return x\n", "assert f(1) == 2").to_json())
+    script = tmp_path / "noop.txt"  # a scripted "model" answers a redraw with the same no-op
+    script.write_text("REPL 2 >>>    return x\nEXIT\n")
+    out = tmp_path / "eval.json"
+    m = evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1, redraws=2, json=str(out)))
+    episode = json.loads(out.read_text())["tasks"][0]["episodes"][0]
+    assert episode["redrawn"] == 2 and episode["commands"] == ["REPL 2 >>>    return x", "EXIT"]
+    assert m["redraws_per_episode"] == 2
+    assert evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1))["redraws_per_episode"] == 0
+    assert main(["--tasks", str(tasks), "--model", f"scripted:{script}", "--redraws", "-1"]) == 2
+
+
 def test_pass_at_k_estimator():
     assert pass_at_k(4, 0, 1) == 0 and pass_at_k(4, 4, 1) == 1
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25) and pass_at_k(4, 1, 4) == 1

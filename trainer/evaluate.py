@@ -4,7 +4,9 @@
     python -m trainer eval --model runs/direct-tiny/final --mode direct --tasks ../shared/bench/quixbugs.jsonl
     python -m trainer eval --baseline enumerative --tasks ../shared/bench/quixbugs.jsonl --budget 100
 
-Per task, k episodes (`dsl.run_episode`; the first greedy, the rest sampled at --temperature).
+Per task, k episodes (`dsl.run_episode`; the first greedy, the rest sampled at --temperature;
+with --redraws N, a command that would revisit code is drawn again at --temperature, as the server's
+`redraws` setting does).
 Reported: pass@1 and pass@k (the unbiased estimator over the n=k samples), verifier best-of-k
 (the user's view: the tests pick a passing episode when there is one; with the same tests picking
 and judging it equals pass@k), mean turns, invalid-command rate, generated tokens per episode,
@@ -53,6 +55,7 @@ class EvalConfig:
     plot: str = ""
     threads: int = 0
     grammar: str = "code"  # code | syntax | off: what the model may write (server/backends.py)
+    redraws: int = 0  # draw again a command that would revisit code, up to N times (dsl/episode.py)
 
 
 def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
@@ -60,24 +63,30 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
     from server.backends import load_backend
     greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
                           grammar=cfg.grammar)
+    redraws = cfg.redraws if cfg.temperature > 0 and cfg.mode == "coe" else 0
     sampler = load_backend(cfg.model, temperature=cfg.temperature, threads=cfg.threads, seed=cfg.seed,
-                           mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 else None
+                           mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 or redraws else None
+
+    def spent() -> int:  # tokens generated so far; the greedy episode's redraws come from the sampler
+        return greedy.generated_tokens + (sampler.generated_tokens if sampler else 0)
     out = []
     for n, task in enumerate(tasks, 1):
         eps = []
         for i in range(cfg.k):
             backend = greedy if i == 0 else sampler
-            before = backend.generated_tokens
+            before = spent()
             if cfg.mode == "direct":
                 program = backend(direct_messages(task, task.code))
                 r = verifier.verify(program, task.tests, task.timeout_s)
-                eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": backend.generated_tokens - before,
+                eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": spent() - before,
                             "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
                 continue
-            traj = run_episode(task, backend, verifier=verifier, max_turns=cfg.max_turns)
+            traj = run_episode(task, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
+                               redraw=sampler)
             solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
             eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
-                        "tokens": backend.generated_tokens - before, "commands": [t.text for t in traj.turns],
+                        "tokens": spent() - before, "redrawn": traj.redrawn,
+                        "commands": [t.text for t in traj.turns],
                         "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
                         "solved_at": solved_at if traj.solved else None})
         out.append({"id": task.id, "episodes": eps})
@@ -152,6 +161,7 @@ def metrics(results: list[dict], k: int, seconds: float, overflows: int = 0) -> 
         "mean_turns": turns / max(len(eps), 1),
         "invalid_rate": sum(e["invalid"] for e in eps) / max(turns, 1),
         "tokens_per_episode": sum(e["tokens"] for e in eps) / max(len(eps), 1),
+        "redraws_per_episode": sum(e.get("redrawn", 0) for e in eps) / max(len(eps), 1),
         "episodes_per_s": len(eps) / max(seconds, 1e-9),
         "context_overflows": overflows,  # episodes ended because the conversation outgrew the context
         "seconds": round(seconds, 1),
@@ -184,8 +194,8 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    if cfg.skip < 0 or cfg.limit < 0:
-        raise ValueError("--skip and --limit take a number of tasks, 0 or more")
+    if cfg.skip < 0 or cfg.limit < 0 or cfg.redraws < 0:
+        raise ValueError("--skip, --limit and --redraws take a number, 0 or more")
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
     if not tasks:
         raise ValueError(f"{cfg.tasks}: no tasks" + (f" left after --skip {cfg.skip}" if cfg.skip else ""))

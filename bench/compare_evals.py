@@ -8,7 +8,7 @@ Each side is one or more `trainer eval --json` files (slices of a task set, e.g.
 `--skip 25 --limit 25`); both sides must cover the same task ids with the same k. With `--pool`, a
 side's files may repeat tasks (runs with another `--seed`): their episodes are pooled, so pass@1
 is the mean over the runs and best-of-k counts any episode of any run. Prints the
-summary of each side, the tasks where they differ, and for pass@1 the paired difference with a 95%
+summary of each side, the tasks where their solve rates or greedy outcomes differ, and for pass@1 the paired difference with a 95%
 bootstrap interval over tasks (tasks resampled, seed 0), for the greedy first episode the exact
 two-sided sign test over the tasks only one side solves. Small task sets give wide intervals: that
 is the point of printing them.
@@ -101,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{round(s['best_of_k'] * n)}/{n} ({100 * s['best_of_k']:.0f}%) | {s['mean_turns']:.2f} | "
               f"{100 * s['invalid_rate']:.1f}% |")
 
+    def rate(eps: list[dict]) -> float:
+        return sum(e["solved"] for e in eps) / len(eps)
+
     ids = sorted(a, key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else 0, t))
-    differ = [t for t in ids if solved_pattern(a[t], ka) != solved_pattern(b[t], kb)]
-    print(f"\ntasks where the episodes' outcomes differ ({len(differ)} of {n}; G greedy solved, s sampled solved):\n")
+    # by rate, not by pattern: pooled sides may hold different numbers of runs
+    differ = [t for t in ids if rate(a[t]) != rate(b[t]) or a[t][0]["solved"] != b[t][0]["solved"]]
+    print(f"\ntasks where the solve rates or the greedy outcomes differ ({len(differ)} of {n}; "
+          "G greedy solved, s sampled solved):\n")
     print(f"| task | {na} | {nb} |\n|---|---|---|")
     for t in differ:
         print(f"| {t} | {solved_pattern(a[t], ka)} | {solved_pattern(b[t], kb)} |")
-
-    def rate(eps: list[dict]) -> float:
-        return sum(e["solved"] for e in eps) / len(eps)
 
     diffs = [rate(b[t]) - rate(a[t]) for t in ids]
     lo, hi = bootstrap_ci(diffs)

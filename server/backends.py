@@ -1,8 +1,8 @@
 """Model backends: load a local model and turn a conversation into the next command.
 
-A backend is a `dsl` policy (`backend(messages) -> str`; `backend(messages, temperature=t)` samples
-one reply at `t`), so the language server, `coedit fix`,
-the trainer's evaluation and RL rollouts all drive models the same way, through `dsl.run_episode`.
+A backend is a `dsl` policy (`backend(messages) -> str`; `backend(messages, temperature=t)` draws
+one reply at `t`), so the language server, `coedit fix`, the trainer's evaluation and RL rollouts
+all drive models the same way, through `dsl.run_episode`.
 Both backends encode with `server.tokens.TokenFormat` (the format the model was trained on) and,
 with `grammar="code"` (the default), can only write commands that apply to the code in view (read
 back from the last tool turn by `dsl.lines_in_view`): a line that exists, a REPW's old text that is

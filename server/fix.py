@@ -103,12 +103,13 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
     # redraws sample at the episodes' temperature, the greedy first episode's too (greedy would
     # only draw the same command again); at temperature 0 there is nothing to redraw
     redraws = opts.redraws if opts.temperature > 0 else 0
+
+    def redraw(messages):
+        return backend(messages, temperature=opts.temperature)
+
     for i in range(1, opts.k + 1):
         def policy(messages, t=0.0 if i == 1 else opts.temperature):
             return backend(messages, temperature=t)
-
-        def redraw(messages):
-            return backend(messages, temperature=opts.temperature)
 
         def progress(turn, ep, i=i):
             cmd = turn.text.strip().split(" >>>")[0][:40]

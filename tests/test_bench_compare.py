@@ -62,3 +62,9 @@ def test_pooled_runs_of_the_same_tasks(tmp_path, capsys):
     assert "| A | 2 | 16 | 25.0% | 1/2 | 2/2 (100%) |" in out  # (1+2+0+1)/16; mbpp/2 solved only in run 2
     assert "| B | 2 | 16 | 12.5% | 1/2 | 1/2 (50%) |" in out
     assert "| mbpp/1 | G...Gs.. | G...G... |" in out
+    # sides pooled over different numbers of runs: a task with the same solve rate is not listed
+    twice = [b[0], b[1]]  # mbpp/1: 2 of 8 episodes solved; mbpp/2: none
+    once = eval_json(tmp_path / "c.json", {"mbpp/1": "1000", "mbpp/2": "0100"})
+    assert compare_evals.main(["--a", *twice, "--b", once, "--pool"]) == 0
+    out = capsys.readouterr().out.split("tasks where")[1]
+    assert "| mbpp/2 | ........ | .s.. |" in out and "| mbpp/1 |" not in out  # 2/8 against 1/4: same rate

@@ -37,8 +37,7 @@ def test_coedit_fix_runs_the_default_model_on_the_example(tmp_path):
     work = tmp_path / "shop"
     shutil.copytree(ROOT / "examples" / "shop", work)
     before = (work / "cart.py").read_text()
-    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--redraws", "2",
-                          "--apply"],
+    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--apply"],
                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert res.stdout.count("## Episode") in (1, 2), res.stdout  # stops at the first that passes

@@ -183,7 +183,10 @@ def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):
     from trainer.rl import load_policy
     shipped = ROOT / "models" / "default" / "coedit.gguf"
     policy, tok, chat = load_policy(RLRun(preset="smollm2-135m", init=str(shipped), out=str(tmp_path)))
-    assert json.loads((tmp_path / "init-adapter" / "adapter_config.json").read_text())["r"] == 16
+    import gguf
+    lora_a = next(t for t in gguf.GGUFReader(str(shipped)).tensors if t.name.endswith(".lora_a"))
+    rank = min(int(d) for d in lora_a.shape)  # the file's own rank (the shipped SFT+RL adapter: 16 + 16)
+    assert json.loads((tmp_path / "init-adapter" / "adapter_config.json").read_text())["r"] == rank
     task = load_mbpp(["test"])[3]
     msgs = new_conversation(task, Episode(task).reset())
     hf = TransformersBackend.from_model(policy.eval(), tok, chat)(msgs)

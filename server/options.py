@@ -18,7 +18,7 @@ class Options:
     k: int = 4  # episodes tried at most; the first whose code passes every test wins
     max_turns: int = 10  # commands per episode
     temperature: float = 0.7  # sampling for episodes after the first (the first is greedy)
-    redraws: int = 3  # a command that would bring back code the episode had is drawn again (0: off)
+    redraws: int = 0  # a command that would bring back code the episode had is drawn again (0: off)
     timeout: float = 30.0  # seconds for one run of the tests
     tests: list[str] = field(default_factory=list)  # test files or file::test to use instead of discovery
     python: str = ""  # the workspace's interpreter; empty: .venv/venv in the root, else the server's

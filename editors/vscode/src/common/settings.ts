@@ -14,7 +14,7 @@ export const SERVER_DEFAULTS = {
     k: 4,
     maxTurns: 10,
     temperature: 0.7,
-    redraws: 3,
+    redraws: 0,
     timeout: 30,
     tests: [] as string[],
     python: '',

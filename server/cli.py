@@ -42,8 +42,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
         print("coedit: --redraws must be 0 or more", file=sys.stderr)
         return 2
     opts = Options(model=args.model or "", k=args.k, max_turns=args.max_turns, tests=args.test or [],
-                   timeout=args.timeout, python=args.python or "",
-                   redraws=args.redraws)
+                   timeout=args.timeout, python=args.python or "", redraws=args.redraws)
     models = ModelCache()
 
     def event(text: str) -> None:
@@ -101,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--model", help="a .gguf file or checkpoint directory (default: the shipped model)")
     f.add_argument("--k", type=int, default=4, help="episodes at most (default 4)")
     f.add_argument("--max-turns", type=int, default=10)
-    f.add_argument("--redraws", type=int, default=Options().redraws, help="draw again a command that would bring back code the episode "
-                                               f"had, up to N times (default {Options().redraws})")
+    f.add_argument("--redraws", type=int, default=Options().redraws,
+                   help="draw again a command that would bring back code the episode had, up to N times "
+                        f"(default {Options().redraws})")
     f.add_argument("--timeout", type=float, default=30.0, help="seconds per test run")
     f.add_argument("--python", help="the project's interpreter (default: its .venv, else this one)")
     f.add_argument("--root", help="the project root (default: found from FILE)")

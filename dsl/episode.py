@@ -16,7 +16,7 @@ Rewards (`reward="paper"`, the default, after Rainone et al. 2025):
 signal. An episode ends on EXIT, at `max_turns`, or (if `stop_when_solved`) once the tests pass.
 
 Redraws (`redraws=N`, off by default): a small model in a loop re-plays an edit it already made, or
-undoes one, and burns a turn on code the episode has already seen (a third of the shipped model's
+undoes one, and burns a turn on code the episode has already seen (a third of the SFT model's
 edits on MBPP-test did). With `redraws=N`, a command whose edit would bring back code the episode
 already had (its start included, so a no-op too) is drawn again, up to N times, from `redraw`
 (default: the policy itself, which must sample for this to help); discarded draws never enter the

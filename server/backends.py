@@ -121,7 +121,8 @@ class TransformersBackend:
         fed, step = list(fed), ids[len(fed):]
         with torch.no_grad():
             for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
-                res = self.model(input_ids=torch.tensor([step], device=self.model.device), cache=past, use_cache=True)
+                res = self.model(input_ids=torch.tensor([step], device=self.model.device), cache=past, use_cache=True,
+                                 logits_to_keep=1)  # only the last position's logits are used
                 past = res.cache
                 fed.extend(step)
                 logits = res.logits[0, -1].float()

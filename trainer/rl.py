@@ -11,10 +11,12 @@
 A rollout is one episode of the `dsl` tool (`trainer/rollout.py`): the model being trained writes
 a command, the sandboxed verifier answers with the new state and test results, and so on until
 EXIT or the turn cap; token ids are appended turn by turn with an environment mask (model 1, tool
-0). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in tests passing);
-advantages are normalised per turn over each group (`turn_advantages`), shaped (batch, tokens).
-Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones lose the solve
-reward and are counted (`episode/hacks`).
+0). A step's episodes are decoded together, one forward pass per token for all of them
+(`trainer/lockstep.py`; `--no-batched` plays them one after another). Rewards are the paper's
+(`dsl/episode.py`; `--reward partial` adds the change in tests passing); advantages are normalised
+per turn over each group (`turn_advantages`), shaped (batch, tokens). Solved episodes are audited
+for reward hacking (`trainer/audit.py`); flagged ones lose the solve reward and are counted
+(`episode/hacks`).
 
 Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and
 kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
@@ -43,7 +45,8 @@ from .flags import parse_flags
 from .presets import LORA, PRESETS
 from .rl_callbacks import heldout_callback, time_cap
 from .rl_tasks import candidates, probe
-from .rollout import rollout, token_advantages, turn_advantages
+from .lockstep import rollouts
+from .rollout import token_advantages, turn_advantages
 
 
 @dataclass
@@ -72,6 +75,9 @@ class RLRun:
     max_new_tokens: int = 64  # per reply
     context: int = 2048  # token budget of a whole episode
     reward: str = "paper"  # paper | partial
+    # decode a step's episodes together (trainer/lockstep.py): same episodes up to each row's own
+    # random stream, one forward pass per token for all of them instead of one per episode
+    batched: bool = True
     grammar: bool = True  # decode under the dsl grammar, as the server does
     lora: str = "preset"  # preset | on | off
     heldout: str = "runs/data/eval_mbpp_test.jsonl"  # held-out pass@1 curve (greedy); never trained on
@@ -172,12 +178,15 @@ def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
         sampler = TransformersBackend.from_model(model.eval(), tok, chat, temperature=run.temperature,
                                                  top_k=run.top_k, max_new_tokens=run.max_new_tokens,
                                                  seed=run.seed, grammar=run.grammar)
-        solves = lambda t: rollout(t, sampler, verifier=verifier, max_turns=run.max_turns,  # noqa: E731
-                                   context=run.context).solved
+
+        def wins(task) -> int:
+            group = rollouts([task] * run.probe_group, sampler, batched=run.batched, verifier=verifier,
+                             seed=sampler.rng.randrange(2**31), max_turns=run.max_turns, context=run.context)
+            return sum(r.solved for r in group)
 
         def show(i, n, kept):
             print(f"\rprobing RL tasks: {i}/{n}, {kept} kept", end="", file=sys.stderr, flush=True)
-        tasks, stats = probe(tasks, solves, run.probe_group, show)
+        tasks, stats = probe(tasks, wins, run.probe_group, show)
         print(file=sys.stderr)
         model.train()
     print(f"RL tasks: {json.dumps(stats)}", file=sys.stderr, flush=True)
@@ -194,12 +203,12 @@ def make_rollout_func(run: RLRun, by_id: dict, chat, verifier: Verifier):
         model = trainer.accelerator.unwrap_model(trainer.model)
         was_training = model.training
         model.eval()
+        seed = run.seed * 1_000_003 + trainer.state.global_step * 1009 + trainer.accelerator.process_index
         sampler = TransformersBackend.from_model(
             model, trainer.processing_class, chat, temperature=run.temperature, top_k=run.top_k,
-            max_new_tokens=run.max_new_tokens, grammar=run.grammar,
-            seed=run.seed * 1_000_003 + trainer.state.global_step * 1009 + trainer.accelerator.process_index)
-        done = [rollout(by_id[p], sampler, verifier=verifier, max_turns=run.max_turns, reward=run.reward,
-                        context=run.context) for p in prompts]
+            max_new_tokens=run.max_new_tokens, grammar=run.grammar, seed=seed)
+        done = rollouts([by_id[p] for p in prompts], sampler, batched=run.batched, verifier=verifier, seed=seed,
+                        max_turns=run.max_turns, reward=run.reward, context=run.context)
         model.train(was_training)
         m = trainer._metrics["train"]
         n = len(done)

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from dsl import Verifier, load_tasks, run_episode
+from dsl import Verifier, load_tasks
 from server.backends import TransformersBackend
+
+from .lockstep import rollouts
 
 
 def heldout_callback(run, chat, verifier: Verifier, curves: Path):
@@ -32,9 +34,10 @@ def heldout_callback(run, chat, verifier: Verifier, curves: Path):
             model.eval()
             greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
                                                     grammar=run.grammar)
-            trajs = [run_episode(t, greedy, verifier=verifier, max_turns=run.max_turns) for t in tasks]
+            trajs = rollouts(tasks, greedy, batched=run.batched, verifier=verifier, max_turns=run.max_turns,
+                             context=run.context)
             model.train(was_training)
-            turns = sum(len(t.turns) for t in trajs)
+            turns = sum(len(t.turn_spans) for t in trajs)
             point = {"step": step, "pass@1": sum(t.solved for t in trajs) / len(trajs),
                      "invalid_rate": sum(t.invalid_turns for t in trajs) / max(turns, 1), "n": len(trajs)}
             self.points.append(point)

@@ -3,9 +3,9 @@
 `candidates(n, seed, ...)` breaks MBPP `train` + `validation` solutions (never `test`) with
 several edits at once, drawn mostly from the token-level operators that look like real slips
 (operator, comparison, off-by-one constant, swapped or misspelled name) plus line edits, and keeps
-programs whose tests fail. `probe(tasks, sample)` runs a group of rollouts of the starting model on
-each and keeps the tasks it solves in some but not all of them: a group with no reward variance
-gives GRPO nothing to learn from.
+programs whose tests fail. `probe(tasks, solves, group)` runs a group of rollouts of the starting
+model on each and keeps the tasks it solves in some but not all of them: a group with no reward
+variance gives GRPO nothing to learn from.
 """
 from __future__ import annotations
 
@@ -46,12 +46,13 @@ def candidates(n: int, seed: int = 1, min_edits: int = 2, max_edits: int = 5,
     return out
 
 
-def probe(tasks: list[Task], solves: Callable[[Task], bool], group: int,
+def probe(tasks: list[Task], solves: Callable[[Task], int], group: int,
           progress: Callable[[int, int, int], None] | None = None) -> tuple[list[Task], dict]:
-    """The tasks solved in some but not all of `group` tries of `solves`, and counts of the rest."""
+    """The tasks solved in some but not all of `group` tries, and counts of the rest; `solves(task)`
+    plays the group's tries (together, when batched) and says how many solved."""
     kept, never, always = [], 0, 0
     for i, task in enumerate(tasks, 1):
-        wins = sum(solves(task) for _ in range(group))
+        wins = solves(task)
         if wins == 0:
             never += 1
         elif wins == group:

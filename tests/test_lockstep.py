@@ -48,6 +48,9 @@ def test_each_row_plays_the_episode_the_sequential_path_plays(tiny_sft, tasks, v
     for a, b in zip(alone, together):
         assert b.prompt_ids == a.prompt_ids and b.completion_ids == a.completion_ids
         assert b.env_mask == a.env_mask and b.turn_spans == a.turn_spans and b.turn_rewards == a.turn_rewards
+    if temperature > 0:  # fewer rows at a time: the same streams, so the same episodes
+        fewer = rollouts(tasks, backend, rows=4, seed=seed, verifier=verifier, max_turns=3)
+        assert [r.completion_ids for r in fewer] == [r.completion_ids for r in together]
     if temperature > 0:  # the check has teeth: sampled episodes are several turns long and differ by row
         assert sum(len(r.turn_spans) for r in together) > len(tasks)
         assert len({tuple(r.completion_ids) for r in together}) > 2
@@ -83,7 +86,9 @@ def test_an_error_in_one_episode_reaches_the_caller_and_frees_the_others(tiny_sf
     assert [str(e) for e in caught] == ["sandbox lost"]
 
 
-def test_a_context_that_does_not_extend_the_row_is_refused(tiny_sft):
+def test_bad_rows_and_a_context_that_does_not_extend_the_row_are_refused(tiny_sft):
+    with pytest.raises(ValueError, match="rows must be 0"):
+        rollouts([ADD], TransformersBackend(tiny_sft), rows=-1)
     backend = TransformersBackend(tiny_sft, max_new_tokens=4)
     lockstep = Lockstep(backend, 1)
     ids = backend.fmt.prompt([{"role": "system", "content": "x"}, {"role": "user", "content": "1 | pass"}])

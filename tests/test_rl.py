@@ -128,8 +128,8 @@ def _run(tiny_sft, tasks, out, **kw) -> RLRun:
 def test_one_grpo_step_changes_the_weights(tiny_sft, rl_tasks_file, tmp_path):
     from transformers import AutoModelForCausalLM
     final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=1, lr=1e-3, heldout=str(rl_tasks_file),
-                       heldout_n=2))
-    curve = json.loads((tmp_path / "curves.json").read_text())  # held-out greedy episodes, batched
+                       heldout_n=2, batch_rows=2))  # rollouts and held-out episodes in lockstep
+    curve = json.loads((tmp_path / "curves.json").read_text())
     assert [p["step"] for p in curve] == [0, 1] and all(p["n"] == 2 for p in curve)
     before = AutoModelForCausalLM.from_pretrained(tiny_sft).state_dict()
     after = AutoModelForCausalLM.from_pretrained(final).state_dict()
@@ -172,17 +172,16 @@ def test_max_steps_0_builds_and_saves_the_tasks_and_trains_nothing(tiny_sft, tmp
 
 
 def test_probing_keeps_only_tasks_solved_sometimes(tiny_sft, tmp_path):
-    """The probe plays each candidate's group (batched) on the starting model; the tiny model
+    """The probe plays each candidate's group (here in lockstep) on the starting model; the tiny model
     solves none of them sometimes, which is a clear error, not an empty run."""
     with pytest.raises(ValueError, match="no RL task left after probing") as e:
         train(RLRun(preset="tiny", init=str(tiny_sft), out=str(tmp_path), n_tasks=2, probe_group=2, max_turns=2,
-                    max_new_tokens=16, max_steps=0, heldout_n=0, threads=2))
+                    max_new_tokens=16, max_steps=0, heldout_n=0, threads=2, batch_rows=2))
     assert "'candidates': 2, 'kept': 0, 'never_solved': 2" in str(e.value)
 
 
 def test_time_cap_stops_after_the_step_that_passes_it(tiny_sft, rl_tasks_file, tmp_path):
-    # and the episodes played one after another (--no-batched), the path before trainer/lockstep.py
-    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=3, max_minutes=1e-4, batched=False))
+    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=3, max_minutes=1e-4))
     meta = json.loads((final / "coedit.json").read_text())
     assert meta["steps"] == 1 and meta["stopped_by_time"] is True and meta["run"]["max_minutes"] == 1e-4
 

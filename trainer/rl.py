@@ -11,12 +11,12 @@
 A rollout is one episode of the `dsl` tool (`trainer/rollout.py`): the model being trained writes
 a command, the sandboxed verifier answers with the new state and test results, and so on until
 EXIT or the turn cap; token ids are appended turn by turn with an environment mask (model 1, tool
-0). A step's episodes are decoded together, one forward pass per token for all of them
-(`trainer/lockstep.py`; `--no-batched` plays them one after another). Rewards are the paper's
-(`dsl/episode.py`; `--reward partial` adds the change in tests passing); advantages are normalised
-per turn over each group (`turn_advantages`), shaped (batch, tokens). Solved episodes are audited
-for reward hacking (`trainer/audit.py`); flagged ones lose the solve reward and are counted
-(`episode/hacks`).
+0). With `--batch-rows N` a step's episodes are decoded N at a time, one forward pass per token
+for all of them (`trainer/lockstep.py`; meant for a GPU: on the CPU, one at a time, the default,
+is as fast). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in
+tests passing); advantages are normalised per turn over each group (`turn_advantages`), shaped
+(batch, tokens). Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones
+lose the solve reward and are counted (`episode/hacks`).
 
 Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and
 kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
@@ -75,9 +75,10 @@ class RLRun:
     max_new_tokens: int = 64  # per reply
     context: int = 2048  # token budget of a whole episode
     reward: str = "paper"  # paper | partial
-    # decode a step's episodes together (trainer/lockstep.py): same episodes up to each row's own
-    # random stream, one forward pass per token for all of them instead of one per episode
-    batched: bool = True
+    # episodes decoded together (trainer/lockstep.py): one forward pass per token for up to this
+    # many, the same episodes up to each row's own random stream. 0, one at a time: on the 2-core CPU
+    # lockstep measured no faster (bench/rollout_speed.py) and held more memory; meant for a GPU
+    batch_rows: int = 0
     grammar: bool = True  # decode under the dsl grammar, as the server does
     lora: str = "preset"  # preset | on | off
     heldout: str = "runs/data/eval_mbpp_test.jsonl"  # held-out pass@1 curve (greedy); never trained on
@@ -180,7 +181,7 @@ def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
                                                  seed=run.seed, grammar=run.grammar)
 
         def wins(task) -> int:
-            group = rollouts([task] * run.probe_group, sampler, batched=run.batched, verifier=verifier,
+            group = rollouts([task] * run.probe_group, sampler, rows=run.batch_rows, verifier=verifier,
                              seed=sampler.rng.randrange(2**31), max_turns=run.max_turns, context=run.context)
             return sum(r.solved for r in group)
 
@@ -207,8 +208,8 @@ def make_rollout_func(run: RLRun, by_id: dict, chat, verifier: Verifier):
         sampler = TransformersBackend.from_model(
             model, trainer.processing_class, chat, temperature=run.temperature, top_k=run.top_k,
             max_new_tokens=run.max_new_tokens, grammar=run.grammar, seed=seed)
-        done = rollouts([by_id[p] for p in prompts], sampler, batched=run.batched, verifier=verifier, seed=seed,
-                        max_turns=run.max_turns, reward=run.reward, context=run.context)
+        done = rollouts([by_id[p] for p in prompts], sampler, rows=run.batch_rows, verifier=verifier,
+                        seed=seed, max_turns=run.max_turns, reward=run.reward, context=run.context)
         model.train(was_training)
         m = trainer._metrics["train"]
         n = len(done)

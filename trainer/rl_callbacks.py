@@ -34,7 +34,7 @@ def heldout_callback(run, chat, verifier: Verifier, curves: Path):
             model.eval()
             greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
                                                     grammar=run.grammar)
-            trajs = rollouts(tasks, greedy, batched=run.batched, verifier=verifier, max_turns=run.max_turns,
+            trajs = rollouts(tasks, greedy, rows=run.batch_rows, verifier=verifier, max_turns=run.max_turns,
                              context=run.context)
             model.train(was_training)
             turns = sum(len(t.turn_spans) for t in trajs)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from dsl import Verifier, load_tasks
+from dsl import Verifier, load_tasks, run_episode
 from server.backends import TransformersBackend
 
 from .lockstep import rollouts
@@ -34,10 +34,14 @@ def heldout_callback(run, chat, verifier: Verifier, curves: Path):
             model.eval()
             greedy = TransformersBackend.from_model(model, tok, chat, max_new_tokens=run.max_new_tokens,
                                                     grammar=run.grammar)
-            trajs = rollouts(tasks, greedy, rows=run.batch_rows, verifier=verifier, max_turns=run.max_turns,
-                             context=run.context)
+            if run.batch_rows:  # as RL plays them (within --context tokens), in lockstep
+                trajs = rollouts(tasks, greedy, rows=run.batch_rows, verifier=verifier, max_turns=run.max_turns,
+                                 context=run.context)
+                turns = sum(len(t.turn_spans) for t in trajs)
+            else:  # as the server and `trainer eval` play them
+                trajs = [run_episode(t, greedy, verifier=verifier, max_turns=run.max_turns) for t in tasks]
+                turns = sum(len(t.turns) for t in trajs)
             model.train(was_training)
-            turns = sum(len(t.turn_spans) for t in trajs)
             point = {"step": step, "pass@1": sum(t.solved for t in trajs) / len(trajs),
                      "invalid_rate": sum(t.invalid_turns for t in trajs) / max(turns, 1), "n": len(trajs)}
             self.points.append(point)

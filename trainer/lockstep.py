@@ -19,6 +19,10 @@ next reply, then decodes all of those replies in one batch.
 
 Sampled episodes therefore differ from the sequential path's (other random streams), and greedy
 ones agree with it up to floating-point ties (the padded matrices sum in another order).
+
+On the 2-core CPU this measured no faster than one episode at a time and held more memory
+(`bench/rollout_speed.py`): there a forward pass costs about the same per row either way. So
+`trainer rl` uses it only with `--batch-rows N`; it is meant for a GPU (not measured there yet).
 """
 from __future__ import annotations
 

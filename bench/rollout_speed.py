@@ -58,7 +58,7 @@ def main() -> int:
 
     import torch
     from server.backends import TransformersBackend
-    from trainer.lockstep import rollouts
+    from trainer.lockstep import rollouts, row_stream
     from trainer.rl import RLRun, load_policy
     from trainer.rl_tasks import candidates
     from trainer.rollout import rollout
@@ -79,13 +79,14 @@ def main() -> int:
     def measure(label: str, play) -> tuple[list, float, int]:
         t0 = time.perf_counter()
         done = play()
-        print(f"{label}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
-        return done, time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        secs = time.perf_counter() - t0
+        print(f"{label}: {secs:.1f}s", file=sys.stderr, flush=True)
+        return done, secs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
     def one_at_a_time() -> list:
         done = []
         for i, task in enumerate(episodes):
-            backend.rng = random.Random(args.seed * 1_000_003 + i)  # episode i's stream in lockstep
+            backend.rng = random.Random(row_stream(args.seed, i))  # episode i's stream in lockstep
             done.append(rollout(task, backend, **options))
         return done
 

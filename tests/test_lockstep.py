@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from dsl import Task, Verifier  # noqa: E402
 from server.backends import TransformersBackend  # noqa: E402
-from trainer.lockstep import Lockstep, rollouts  # noqa: E402
+from trainer.lockstep import Lockstep, rollouts, row_stream  # noqa: E402
 from trainer.rl_tasks import candidates  # noqa: E402
 from trainer.rollout import rollout  # noqa: E402
 
@@ -41,7 +41,7 @@ def test_each_row_plays_the_episode_the_sequential_path_plays(tiny_sft, tasks, v
     seed = 7
     alone = []
     for i, task in enumerate(tasks):
-        backend.rng = random.Random(seed * 1_000_003 + i)  # row i's stream (Lockstep's seeding)
+        backend.rng = random.Random(row_stream(seed, i))  # row i's stream in lockstep
         alone.append(rollout(task, backend, verifier=verifier, max_turns=3))
     together = rollouts(tasks, backend, seed=seed, verifier=verifier, max_turns=3)
     assert [r.task_id for r in together] == [t.id for t in tasks]

@@ -35,6 +35,11 @@ from dsl import Task, Verifier
 from .rollout import Rollout, rollout
 
 
+def row_stream(seed: int, row: int) -> int:
+    """The seed of episode `row`'s random stream in a lockstep batch seeded `seed`."""
+    return seed * 1_000_003 + row
+
+
 class Lockstep:
     """Replies of `rows` concurrent episodes, generated in batches by `backend`'s model (a
     `server.backends.TransformersBackend`; its options decide grammar and sampling). Row i's
@@ -46,7 +51,7 @@ class Lockstep:
         self.backend = backend
         self.stop = backend.fmt.stop_ids[0]
         self.pad = backend.tok.pad_token_id if backend.tok.pad_token_id is not None else self.stop
-        self.rows = [_Row(self, i, seed * 1_000_003 + first + i) for i in range(rows)]
+        self.rows = [_Row(self, i, row_stream(seed, first + i)) for i in range(rows)]
         self._cond = threading.Condition()
         self._live = set(range(rows))
         self._pending: dict[int, tuple[list[int], list | None]] = {}
@@ -154,18 +159,21 @@ class _Row:
         return self.lockstep.request(self.index, ids, lines if self.sampler.grammar == "code" else None)
 
 
-def rollouts(tasks: list[Task], backend, *, rows: int = 8, seed: int = 0, verifier: Verifier | None = None,
-             **options) -> list[Rollout]:
+def rollouts(tasks: list[Task], backend, *, rows: int = 8, seed: int | None = None,
+             verifier: Verifier | None = None, **options) -> list[Rollout]:
     """`rollout(task, ...)` for every task (`options` go to it), their replies decoded together,
     `rows` episodes at a time (one thread per episode, the tests of one running while the others
     wait); `rows=0`: one after another from `backend` itself (its own random stream; `seed`
-    unused). Episode i samples from the same stream whatever `rows` is."""
+    unused). Episode i samples from the same stream whatever `rows` is; `seed` None draws the
+    batch's seed from `backend`'s stream (only when batched, so `rows=0` plays as it always did)."""
     if rows < 0:
         raise ValueError(f"rows must be 0 (one episode at a time) or more, not {rows}")
     if rows == 0:
         return [rollout(t, backend, verifier=verifier, **options) for t in tasks]
     # the rows' caches and, in a long prefill, the attention scores grow with the batch: 25
     # held-out episodes of SmolLM2 at once peaked at 18 GB on the CPU
+    if seed is None:
+        seed = backend.rng.randrange(2**31)
     done = []
     for start in range(0, len(tasks), rows):
         done += _together(tasks[start:start + rows], backend, seed, start, verifier, options)

@@ -181,9 +181,7 @@ def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
                                                  seed=run.seed, grammar=run.grammar)
 
         def wins(task) -> int:
-            # one at a time, the sampler's own stream goes on from task to task, as it always did
-            seed = sampler.rng.randrange(2**31) if run.batch_rows else 0
-            group = rollouts([task] * run.probe_group, sampler, rows=run.batch_rows, verifier=verifier, seed=seed,
+            group = rollouts([task] * run.probe_group, sampler, rows=run.batch_rows, verifier=verifier,
                              max_turns=run.max_turns, context=run.context)
             return sum(r.solved for r in group)
 

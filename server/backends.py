@@ -16,6 +16,8 @@ fits the model's context ends with EXIT (counted in `overflows`), never with a t
 
 `load_backend(path)` picks by path: a `.gguf` file or a directory. Local paths only; nothing is
 downloaded. Direct mode (`mode="direct"`) generates a whole program instead of one command.
+Both backends also `score` given replies (each token's log-probability as the next message);
+`trainer/search.py` orders candidate edits by it.
 """
 from __future__ import annotations
 
@@ -24,12 +26,18 @@ import os
 import random
 import threading
 from contextlib import contextmanager
+from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dsl import can_end, can_extend, lines_in_view
+from dsl import lines_in_view
 
-from .tokens import FORMATS, CHATML, TokenFormat
+from .grammar import canonical_gbnf, grammar_allows, grammar_mode
+from .tokens import FORMATS, CHATML, LlamaTokenizer, TokenFormat
+
+if TYPE_CHECKING:
+    from .scripted import ScriptedBackend
 
 
 class ModelError(RuntimeError):
@@ -97,6 +105,29 @@ class TransformersBackend:
             out, _ = self._generate_ids(ids, lines)
         return self.tok.decode(out, skip_special_tokens=True)
 
+    def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
+        """Per reply, the log-probability of each of its tokens (its end of turn last) as the model's
+        next message: how likely the model is to write it. The conversation is prefilled once."""
+        torch = self.torch
+        ids = self.fmt.prompt(messages)
+        if _overflows(self, ids):
+            return [[float("-inf")] for _ in replies]
+        device = self.model.device
+        out = []
+        with self._lock, torch.no_grad():
+            res = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
+            cache, first = res.cache, res.logits[0, -1:].float()
+            for text in replies:
+                reply = self.fmt.tok.encode(text, add_special_tokens=False) + self.fmt.stop_ids
+                logits = first
+                if len(reply) > 1:
+                    more = self.model(input_ids=torch.tensor([reply[:-1]], device=device), cache=cache, use_cache=True)
+                    cache.crop(-(len(reply) - 1))  # back to the conversation alone for the next reply
+                    logits = torch.cat([first, more.logits[0].float()])
+                picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(reply)), torch.tensor(reply)]
+                out.append(picked.tolist())
+        return out
+
     def generate_ids(self, ids: list[int], lines: list[str | None] | None = None) -> tuple[list[int], bool]:
         """(reply ids without the stop token, whether the model chose to stop) after context `ids`;
         `lines`: the code the reply edits, for the "code" grammar (`dsl.lines_in_view`).
@@ -120,13 +151,13 @@ class TransformersBackend:
             past, fed = None, []
         fed, step = list(fed), ids[len(fed):]
         with torch.no_grad():
-            for _ in range(self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens):
+            for _ in range(reply_limit(self)):
                 res = self.model(input_ids=torch.tensor([step], device=self.model.device), cache=past, use_cache=True,
                                  logits_to_keep=1)  # only the last position's logits are used
                 past = res.cache
                 fed.extend(step)
                 logits = res.logits[0, -1].float()
-                nxt = self._choose(logits, out, stop, lines)
+                nxt = self.choose(logits, out, stop, lines)
                 if nxt is None or nxt == stop:
                     stopped = nxt == stop
                     break
@@ -136,7 +167,7 @@ class TransformersBackend:
         self.generated_tokens += len(out) + 1
         return out, stopped
 
-    def _choose(self, logits, out: list[int], stop: int, lines: list[str | None] | None = None) -> int | None:
+    def choose(self, logits, out: list[int], stop: int, lines: list[str | None] | None = None) -> int | None:
         """The next token: greedy or sampled from the top-k, among those the grammar allows."""
         torch = self.torch
         sampled = self.top_k if self.temperature > 0 else 0  # sampling draws from the top-k: rank them all
@@ -193,16 +224,17 @@ class LlamaCppBackend:
         try:
             # llama-cpp-python defaults to half the cores; a fix or an evaluation wants them all
             cores = threads or os.cpu_count() or 1
-            self.llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=n_ctx,
-                             n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed,
-                             verbose=False, logits_all=False)
+            self._open = partial(Llama, model_path=str(model), lora_path=str(lora) if lora else None,
+                                 n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed,
+                                 verbose=False)
+            self.llm = self._open(n_ctx=n_ctx, logits_all=False)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
-        self.fmt = TokenFormat(_LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
+        self.fmt = TokenFormat(LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
         from dsl import GRAMMAR_GBNF
         self.grammar_mode = grammar_mode(grammar) if mode == "coe" else "off"
-        self.grammar = (LlamaGrammar.from_string(_canonical_gbnf(GRAMMAR_GBNF), verbose=False)
+        self.grammar = (LlamaGrammar.from_string(canonical_gbnf(GRAMMAR_GBNF), verbose=False)
                         if self.grammar_mode != "off" else None)
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
         # llama-cpp-python builds a new sampler, seeded with the Llama's seed, at every generate():
@@ -213,6 +245,7 @@ class LlamaCppBackend:
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
+        self._scorer = None  # a second instance that keeps every position's logits, made on first use
 
     def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
         """The next command; `temperature` overrides the backend's for this reply only."""
@@ -225,11 +258,37 @@ class LlamaCppBackend:
             self.llm.set_seed(self.rng.randrange(1, 2**31))
             return self._generate(ids, lines)
 
+    def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
+        """Per reply, the log-probability of each of its tokens (its end of turn last) as the model's
+        next message: how likely the model is to write it. The conversation is prefilled once."""
+        import numpy as np
+        ids = self.fmt.prompt(messages)
+        if _overflows(self, ids):
+            return [[float("-inf")] for _ in replies]
+        out = []
+        with self._lock:
+            # generation keeps the last position's logits only; scoring needs them all, and turning
+            # that on for generation would compute the vocabulary's logits at every prompt token
+            if self._scorer is None:
+                self._scorer = self._open(n_ctx=self.context, logits_all=True)
+            llm = self._scorer
+            llm.reset()
+            llm.eval(ids)
+            for text in replies:
+                reply = self.fmt.tok.encode(text) + self.fmt.stop_ids
+                llm.n_tokens = len(ids)  # back to the conversation alone: eval() drops the cache past it
+                llm.eval(reply)
+                logits = llm.scores[len(ids) - 1: len(ids) - 1 + len(reply)].astype(np.float64)
+                top = logits.max(axis=1)
+                norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+                out.append((logits[np.arange(len(reply)), reply] - norm).tolist())
+        return out
+
     def _generate(self, ids: list[int], lines: list[str | None] | None = None) -> str:
         from llama_cpp import LogitsProcessorList
         stop = self.fmt.stop_ids[0]
         out: list[int] = []
-        limit = self.max_new_tokens if self.mode == "coe" else 4 * self.max_new_tokens
+        limit = reply_limit(self)
         # with the code in view, the grammar is checked in Python on the best-ranked tokens; the
         # syntax-only GBNF would have nothing left to remove
         code = LogitsProcessorList([self._code_filter(out, lines, stop)]) if lines is not None else None
@@ -274,32 +333,6 @@ class LlamaCppBackend:
         return process
 
 
-def grammar_allows(decode, out: list[int], text: str, tok: int, ends: set[int],
-                   lines: list[str | None] | None) -> bool:
-    """Whether the grammar lets the reply `out` (decoding to `text`) go on with `tok`: an end-of-turn
-    token where the text is a command (`dsl.can_end`), any other token where the text grows and
-    stays a command's prefix (`dsl.can_extend`); against the code's `lines` when given. Both
-    backends decide with this, each over its own ranking of tokens."""
-    if tok in ends:
-        return can_end(text, lines)
-    piece = decode(out + [tok])
-    return piece != text and can_extend(piece, lines)
-
-
-GRAMMARS = ("code", "syntax", "off")
-
-
-def grammar_mode(grammar: bool | str) -> str:
-    """One of GRAMMARS. "code" (True, the default): only commands that apply to the code in view
-    (line numbers in range, a REPW's old text on its line); "syntax": any well-formed command;
-    "off" (False): unconstrained."""
-    if isinstance(grammar, bool):
-        return "code" if grammar else "off"
-    if grammar not in GRAMMARS:
-        raise ModelError(f"grammar must be one of {', '.join(GRAMMARS)}, not {grammar!r}")
-    return grammar
-
-
 def _lora_base(base: str, adapter: Path) -> Path:
     """The base GGUF under an adapter: a .gguf path (relative to the adapter's folder) or a pip package."""
     if base.endswith(".gguf"):
@@ -339,61 +372,26 @@ def _at_temperature(backend, temperature: float | None):
         backend.temperature = kept
 
 
+def reply_limit(backend) -> int:
+    """The most tokens one reply may take: `max_new_tokens` for a command, four times that for a
+    Direct-mode program (a whole function, not one line)."""
+    return backend.max_new_tokens if backend.mode == "coe" else 4 * backend.max_new_tokens
+
+
 def _overflows(backend, ids: list[int]) -> bool:
     """A conversation longer than the model's context (less room for the reply) ends the episode:
     the model answers EXIT, and the backend counts it (`overflows`) so evaluations can say so."""
-    room = backend.max_new_tokens if backend.mode == "coe" else 4 * backend.max_new_tokens
-    if backend.context and len(ids) + room > backend.context:
+    if backend.context and len(ids) + reply_limit(backend) > backend.context:
         backend.overflows += 1
         return True
     return False
 
 
-class _LlamaTokenizer:
-    """llama.cpp's tokenizer behind the small interface `TokenFormat` needs."""
-
-    def __init__(self, llm):
-        self.llm = llm
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
-
-
-def _canonical_gbnf(gbnf: str) -> str:
-    """The grammar for decoding: the canonical spelling only (no leading blanks, `### ` or
-    trailing newlines), so the end of turn comes right after the command, as `can_extend` has it."""
-    return gbnf.replace('root ::= [ \\t\\r\\n]* "### "? command [\\r\\n]*', "root ::= command") \
-               .replace('dell ::= "DELL " num [ \\t]*', 'dell ::= "DELL " num') \
-               .replace('exit ::= "EXIT" [ \\t]*', 'exit ::= "EXIT"')
-
-
-class ScriptedBackend:
-    """Not a model: plays the commands of a file (one per line) in every episode, in order, then
-    EXIT. For deterministic tests and demos of the server and `coedit fix` (`model = "scripted:FILE"`)."""
-
-    context = 0
-    overflows = 0
-
-    def __init__(self, path: str | Path, **_options):
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: no such script")
-        self.commands = [c for c in path.read_text().splitlines() if c.strip()]
-        self.temperature = 0.0
-        self.generated_tokens = 0
-
-    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
-        turn = sum(m["role"] == "assistant" for m in messages)
-        return self.commands[turn] if turn < len(self.commands) else "EXIT"
-
-
 def load_backend(path: str | Path, **options) -> TransformersBackend | LlamaCppBackend | ScriptedBackend:
     """A backend for a local model: a `.gguf` file (llama.cpp) or a checkpoint directory
-    (or `scripted:FILE`, see ScriptedBackend)."""
+    (or `scripted:FILE`, see server/scripted.py)."""
     if str(path).startswith("scripted:"):
+        from .scripted import ScriptedBackend
         return ScriptedBackend(str(path)[len("scripted:"):])
     path = Path(path).expanduser()
     if not path.exists():

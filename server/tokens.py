@@ -87,3 +87,16 @@ class TokenFormat:
         if stop in ids:
             ids = ids[: ids.index(stop)]
         return self.tok.decode(ids, skip_special_tokens=True)
+
+
+class LlamaTokenizer:
+    """llama.cpp's tokenizer behind the small interface `TokenFormat` needs."""
+
+    def __init__(self, llm):
+        self.llm = llm
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")

@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 from dsl import Command, EditorState, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
-from trainer.evaluate import EvalConfig, evaluate, main, mutations, pass_at_k  # noqa: E402
+from trainer.evaluate import EvalConfig, evaluate, main, pass_at_k  # noqa: E402
+from trainer.search import mutations  # noqa: E402
 from trainer.export import export  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.sft import SFTRun, load_rows, tokenize_rows, train  # noqa: E402
@@ -140,7 +141,7 @@ def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     import numpy as np
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from server.backends import _LlamaTokenizer
+    from server.tokens import LlamaTokenizer
     files = export(tiny, tmp_path / "m")
     assert [f.name for f in files] == ["model-f16.gguf", "model-q8_0.gguf"]
     card = (tmp_path / "m" / "README.md").read_text()
@@ -150,7 +151,7 @@ def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     tok = AutoTokenizer.from_pretrained(tiny)
     ids = TokenFormat(tok, CHATML).prompt(msgs)
     llm = Llama(model_path=str(files[0]), n_ctx=2048, verbose=False, logits_all=True)
-    assert TokenFormat(_LlamaTokenizer(llm), CHATML).prompt(msgs) == ids  # same tokens
+    assert TokenFormat(LlamaTokenizer(llm), CHATML).prompt(msgs) == ids  # same tokens
     with torch.no_grad():
         hf_logits = AutoModelForCausalLM.from_pretrained(tiny)(torch.tensor([ids])).logits[0, -1].numpy()
     llm.eval(ids)

@@ -12,7 +12,8 @@ Reported: pass@1 and pass@k (the unbiased estimator over the n=k samples), verif
 and judging it equals pass@k), mean turns, invalid-command rate, generated tokens per episode,
 episodes/s. Baselines in the same harness: `none` (the code as given), `direct` models (one
 whole program per sample), and `enumerative` (single-line mutations of the buggy code, tried in a
-fixed order until one passes or --budget test runs are spent). Output: a markdown table on stdout,
+fixed order until one passes or --budget test runs are spent); `--mode ranked` is that search in
+the order a model prefers (trainer/search.py). Output: a markdown table on stdout,
 `--json OUT` (metrics and per-task results) and `--plot OUT.png` (pass@k vs k, solved vs turn).
 """
 from __future__ import annotations
@@ -24,11 +25,11 @@ from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
-from dsl import Command, EditorState, Task, Verifier, line_edit, load_tasks, run_episode
+from dsl import Task, Verifier, load_tasks, run_episode
 
-from .corrupt import ARITH, COMPARE, NUMBER, operator_spans
 from .data import direct_messages
 from .flags import parse_flags
+from .search import run_search
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -42,12 +43,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 class EvalConfig:
     tasks: str = "runs/data/eval_mbpp_test.jsonl"
     model: str = ""  # checkpoint dir or .gguf; empty: the shipped default model
-    mode: str = "coe"  # coe | direct
+    mode: str = "coe"  # coe | direct | ranked (the model orders the enumerative search: trainer/search.py)
     baseline: str = ""  # none | enumerative (no model)
     k: int = 1
     temperature: float = 0.7  # for samples after the first (the first is greedy)
     max_turns: int = 10
-    budget: int = 100  # enumerative: test runs per task
+    budget: int = 100  # enumerative and ranked: test runs per task
     limit: int = 0  # first N tasks only (after --skip)
     skip: int = 0  # leave out the first N tasks: a second sample of a set, disjoint from the first
     seed: int = 0
@@ -92,49 +93,6 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
         out.append({"id": task.id, "episodes": eps})
         _progress(n, len(tasks), out)
     return out, greedy.overflows + (sampler.overflows if sampler else 0)
-
-
-def mutations(code: str):
-    """Single-line edits of `code` in a fixed order: the enumerative baseline's search space."""
-    state = EditorState.from_code(code)
-    for n, line in enumerate(state.lines, 1):
-        if not line.strip():
-            continue
-        for a, b, tok in operator_spans(line, ARITH + COMPARE):
-            for new in (ARITH if tok in ARITH else COMPARE):
-                if new != tok:
-                    yield line_edit(n, line, line[:a] + new + line[b:])
-        for m in NUMBER.finditer(line):
-            for d in (1, -1):
-                if int(m.group()) + d >= 0:
-                    yield line_edit(n, line, line[: m.start()] + str(int(m.group()) + d) + line[m.end():])
-        for a, b in (("and", "or"), ("or", "and"), ("True", "False"), ("False", "True"), ("min", "max"), ("max", "min")):
-            if f" {a}" in line:
-                yield line_edit(n, line, line.replace(f" {a}", f" {b}", 1))
-    if len(state.lines) > 1:
-        for n, line in enumerate(state.lines, 1):
-            if line.strip() and not line.lstrip().startswith(("def ", "class ")):
-                yield Command("DELL", n)
-
-
-def run_enumerative(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> list[dict]:
-    out = []
-    for n, task in enumerate(tasks, 1):
-        state, runs, solved = EditorState.from_code(task.code), 0, False
-        for cmd in mutations(task.code):
-            if runs >= cfg.budget:
-                break
-            new = state.apply(cmd)
-            if isinstance(new, EditorState):
-                runs += 1
-                # a mutation that loops forever would burn the task's whole timeout on every try
-                if verifier.verify(new.to_code(), task.tests, min(task.timeout_s or 10.0, 2.0)).passed:
-                    solved = True
-                    break
-        out.append({"id": task.id, "episodes": [{"solved": solved, "turns": runs, "invalid": 0, "tokens": 0,
-                                                 "tests_passed": 0, "solved_at": runs if solved else None}]})
-        _progress(n, len(tasks), out)
-    return out
 
 
 def run_none(tasks: list[Task], verifier: Verifier) -> list[dict]:
@@ -196,6 +154,10 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 def evaluate(cfg: EvalConfig) -> dict:
     if cfg.skip < 0 or cfg.limit < 0 or cfg.redraws < 0:
         raise ValueError("--skip, --limit and --redraws take a number, 0 or more")
+    if cfg.mode not in ("coe", "direct", "ranked"):
+        raise ValueError(f"--mode must be coe, direct or ranked, not {cfg.mode!r}")
+    if (cfg.mode == "ranked" or cfg.baseline) and cfg.k != 1:
+        raise ValueError("a search (--mode ranked, --baseline) is one deterministic run per task: leave --k at 1")
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
     if not tasks:
         raise ValueError(f"{cfg.tasks}: no tasks" + (f" left after --skip {cfg.skip}" if cfg.skip else ""))
@@ -204,12 +166,20 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.baseline == "none":
         results, label = run_none(tasks, verifier), "no edit"
     elif cfg.baseline == "enumerative":
-        results, label = run_enumerative(tasks, cfg, verifier), f"enumerative ({cfg.budget} runs)"
+        results, label = run_search(tasks, verifier, cfg.budget, _progress), f"enumerative ({cfg.budget} runs)"
+    elif cfg.baseline:
+        raise ValueError(f"--baseline must be none or enumerative, not {cfg.baseline!r}")
     else:
         if not cfg.model:
             from server.defaults import default_model
             cfg.model = str(default_model())
-        (results, overflows), label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name}"
+        if cfg.mode == "ranked":
+            from server.backends import load_backend
+            model = load_backend(cfg.model, threads=cfg.threads, seed=cfg.seed)
+            results = run_search(tasks, verifier, cfg.budget, _progress, model=model)
+            overflows, label = model.overflows, f"ranked {Path(cfg.model).name} ({cfg.budget} runs)"
+        else:
+            (results, overflows), label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name}"
     m = metrics(results, cfg.k, time.time() - t0, overflows)
     verifier.close()
     print(table(m, label))

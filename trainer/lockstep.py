@@ -14,7 +14,7 @@ next reply, then decodes all of those replies in one batch.
   for every row that has one), a row that is not asking feeds padding, and the attention mask hides
   every padding column, holes in the middle included. Positions are counted over a row's real
   tokens only (`position_ids`), so a row sees exactly the positions it would see alone.
-* Tokens are chosen per row by the backend's own `_choose` (grammar, temperature, top-k), each row
+* Tokens are chosen per row by the backend's own `choose` (grammar, temperature, top-k), each row
   with its own random stream, so a row's episode does not depend on which others share its batch.
 
 Sampled episodes therefore differ from the sequential path's (other random streams), and greedy
@@ -31,6 +31,7 @@ import random
 import threading
 
 from dsl import Task, Verifier
+from server.backends import reply_limit
 
 from .rollout import Rollout, rollout
 
@@ -96,7 +97,7 @@ class Lockstep:
             if len(ids) <= len(fed) or ids[: len(fed)] != fed:
                 raise ValueError(f"row {r}: the context does not extend the row's previous one")
             chunks[r] = ids[len(fed):]
-        limit = self.backend.max_new_tokens if self.backend.mode == "coe" else 4 * self.backend.max_new_tokens
+        limit = reply_limit(self.backend)
         outs: dict[int, list[int]] = {r: [] for r in batch}
         done: dict[int, tuple[list[int], bool]] = {}
         with self.torch.no_grad():
@@ -104,7 +105,7 @@ class Lockstep:
             for i in range(limit):
                 step = {}
                 for r in sorted(logits):
-                    nxt = self.rows[r].sampler._choose(logits[r], outs[r], self.stop, batch[r][1])
+                    nxt = self.rows[r].sampler.choose(logits[r], outs[r], self.stop, batch[r][1])
                     if nxt is None or nxt == self.stop:
                         done[r] = (outs[r], nxt == self.stop)
                     else:

@@ -61,6 +61,7 @@ def test_ranked_search_tries_what_the_model_prefers_within_the_same_budget(tmp_p
     assert main(["--tasks", str(tasks), "--mode", "ranked", "--model", f"scripted:{script}", "--k", "4"]) == 2
     assert main(["--tasks", str(tasks), "--baseline", "enumerative", "--budget", "0"]) == 2
     assert main(["--tasks", str(tasks), "--mode", "beam"]) == 2
+    assert main(["--tasks", str(tasks), "--baseline", "random"]) == 2
 
 
 @pytest.fixture(scope="module")

@@ -154,6 +154,8 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 def evaluate(cfg: EvalConfig) -> dict:
     if cfg.skip < 0 or cfg.limit < 0 or cfg.redraws < 0:
         raise ValueError("--skip, --limit and --redraws take a number, 0 or more")
+    if cfg.baseline not in ("", "none", "enumerative"):
+        raise ValueError(f"--baseline must be none or enumerative, not {cfg.baseline!r}")
     if cfg.mode not in ("coe", "direct", "ranked"):
         raise ValueError(f"--mode must be coe, direct or ranked, not {cfg.mode!r}")
     if (cfg.mode == "ranked" or cfg.baseline) and cfg.k != 1:
@@ -167,8 +169,6 @@ def evaluate(cfg: EvalConfig) -> dict:
         results, label = run_none(tasks, verifier), "no edit"
     elif cfg.baseline == "enumerative":
         results, label = run_search(tasks, verifier, cfg.budget, _progress), f"enumerative ({cfg.budget} runs)"
-    elif cfg.baseline:
-        raise ValueError(f"--baseline must be none or enumerative, not {cfg.baseline!r}")
     else:
         if not cfg.model:
             from server.defaults import default_model

@@ -53,6 +53,7 @@ def bound_names(code: str) -> list[str]:
 
 
 def _candidates(state: EditorState, code: str):
+    """Every edit of every kind, in the enumerative order (the module docstring), repeats included."""
     for n, line in enumerate(state.lines, 1):
         if not line.strip():
             continue

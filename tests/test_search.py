@@ -97,10 +97,10 @@ def test_llama_cpp_scores_agree_with_transformers(tiny_sft, conversation, tmp_pa
     gguf = export(tiny_sft, tmp_path / "m", outtypes=("f16",))[0]
     hf = TransformersBackend(tiny_sft).score(conversation, REPLIES)
     ll = LlamaCppBackend(gguf).score(conversation, REPLIES)
+    # f16 weights against float32: close per token (an exact ranking could tie differently on
+    # another CPU's kernels, so only closeness is asserted)
     for a, b in zip(hf, ll):
-        assert len(a) == len(b) and b == pytest.approx(a, abs=0.05)  # f16 weights
-    mean = lambda s: sum(s) / len(s)  # noqa: E731
-    assert sorted(range(len(REPLIES)), key=lambda i: mean(hf[i])) == sorted(range(len(REPLIES)), key=lambda i: mean(ll[i]))
+        assert len(a) == len(b) and b == pytest.approx(a, abs=0.05)
 
 
 def test_ranked_orders_by_mean_log_probability(tiny_sft):

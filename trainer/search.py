@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import re
-from keyword import iskeyword
 
 from dsl import Command, EditorState, Episode, Task, Verifier, line_edit, new_conversation
 
@@ -77,7 +76,7 @@ def _candidates(state: EditorState, code: str):
         if line.lstrip().startswith(("def ", "class ")):
             continue
         for m in _WORD.finditer(line.split("#", 1)[0]):
-            if m.group() in names and not iskeyword(m.group()):
+            if m.group() in names:  # bound names are never keywords
                 for new in names:
                     if new != m.group():
                         yield line_edit(n, line, line[: m.start()] + new + line[m.end():])
@@ -108,16 +107,14 @@ def ranked(task: Task, commands: list[Command], model, verifier: Verifier) -> li
 def try_in_order(task: Task, commands: list[Command], verifier: Verifier, budget: int) -> dict:
     """One episode's result: `commands` applied one at a time to the task's code, each checked by
     the tests, until one passes or `budget` test runs are spent (`turns` = test runs)."""
-    state, runs = EditorState.from_code(task.code), 0
-    for cmd in commands:
-        if runs >= budget:
-            break
+    state, runs, fix = EditorState.from_code(task.code), 0, None
+    for cmd in commands[:budget]:
         runs += 1
         if verifier.verify(state.apply(cmd).to_code(), task.tests, min(task.timeout_s or 10.0, TRY_TIMEOUT_S)).passed:
-            return {"solved": True, "turns": runs, "invalid": 0, "tokens": 0, "tests_passed": 0,
-                    "solved_at": runs, "fix": str(cmd), "candidates": len(commands)}
-    return {"solved": False, "turns": runs, "invalid": 0, "tokens": 0, "tests_passed": 0, "solved_at": None,
-            "candidates": len(commands)}
+            fix = str(cmd)
+            break
+    return {"solved": fix is not None, "turns": runs, "invalid": 0, "tokens": 0, "tests_passed": 0,
+            "solved_at": runs if fix else None, "fix": fix, "candidates": len(commands)}
 
 
 def run_search(tasks: list[Task], verifier: Verifier, budget: int, progress, model=None) -> list[dict]:

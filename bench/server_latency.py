@@ -128,7 +128,10 @@ def main() -> None:
     print("| codeAction | p50 ms | p99 ms |\n|---|---|---|")
     print(f"| idle | {pct(idle, 0.5):.1f} | {pct(idle, 0.99):.1f} |")
     print(f"| while a fix runs | {pct(busy, 0.5):.1f} | {pct(busy, 0.99):.1f} |")
-    if args.fixes > 0 and Path(args.tasks).exists():
+    if args.fixes > 0 and not Path(args.tasks).exists():
+        print(f"\nend-to-end fix skipped: {args.tasks} does not exist (python -m trainer data --n 1 --out "
+              "runs/eval-set writes the evaluation set; then --tasks runs/eval-set/eval_mbpp_test.jsonl)", file=sys.stderr)
+    elif args.fixes > 0:
         times, fixed = fix_times(args.model, args.tasks, args.fixes)
         print(f"\nend-to-end fix (k=1): median {statistics.median(times):.2f} s over {len(times)} tasks "
               f"({len(fixed)} fixed: {', '.join(fixed) or 'none'})")

@@ -66,6 +66,8 @@ class Turn:
     tests_total: int
     solved: bool  # the code after this turn passes
     seconds: float = 0.0  # policy + tool time for this turn
+    code: str = ""  # the code after this turn
+    code_status: str = ""  # the verifier's code_status for it (ok | syntax | error | ...)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Trajectory:
     messages: list[dict[str, str]]
     turns: list[Turn] = field(default_factory=list)
     initial_solved: bool = False
+    initial_tests_passed: int = 0  # of the starting code
+    initial_status: str = "ok"  # the verifier's code_status of the starting code
     final_code: str = ""
     solved: bool = False  # the final code passes every test
     exited: bool = False  # the policy ended with EXIT
@@ -180,7 +184,8 @@ def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None,
                  stop_when_solved=stop_when_solved)
     first = ep.reset()
     messages = new_conversation(task, first)
-    traj = Trajectory(task.id, messages, initial_solved=ep.ever_solved)
+    traj = Trajectory(task.id, messages, initial_solved=ep.ever_solved, initial_tests_passed=ep.result.tests_passed,
+                      initial_status=ep.result.code_status)
     seen = {ep.state.to_code()}
     while not ep.done:
         if should_stop is not None and should_stop():
@@ -198,7 +203,7 @@ def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None,
         messages.append({"role": "assistant", "content": text})
         messages.append({"role": "user", "content": obs})
         turn = Turn(text, info["command"], info["valid"], info["error"], obs, r, info["tests_passed"],
-                    info["tests_total"], info["solved"], time.monotonic() - t0)
+                    info["tests_total"], info["solved"], time.monotonic() - t0, ep.state.to_code(), ep.result.code_status)
         traj.turns.append(turn)
         traj.reward += r
         traj.exited = info["exited"]

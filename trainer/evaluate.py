@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
-from dsl import Task, Verifier, load_tasks, run_episode
+from dsl import RESTARTS, Task, Verifier, load_tasks, restart_task, run_episode
 
 from .data import direct_messages
 from .flags import parse_flags
@@ -57,6 +57,7 @@ class EvalConfig:
     threads: int = 0
     grammar: str = "code"  # code | syntax | off: what the model may write (server/backends.py)
     redraws: int = 0  # draw again a command that would revisit code, up to N times (dsl/episode.py)
+    restart: str = "fresh"  # fresh | best: where episodes after the first start (dsl/restart.py)
 
 
 def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
@@ -72,7 +73,7 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
         return greedy.generated_tokens + (sampler.generated_tokens if sampler else 0)
     out = []
     for n, task in enumerate(tasks, 1):
-        eps = []
+        eps, trajs = [], []
         for i in range(cfg.k):
             backend = greedy if i == 0 else sampler
             before = spent()
@@ -82,14 +83,16 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
                 eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": spent() - before,
                             "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
                 continue
-            traj = run_episode(task, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
+            start = restart_task(task, trajs) if cfg.restart == "best" else task
+            traj = run_episode(start, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
                                redraw=sampler)
+            trajs.append(traj)
             solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
             eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
                         "tokens": spent() - before, "redrawn": traj.redrawn,
                         "commands": [t.text for t in traj.turns],
                         "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
-                        "solved_at": solved_at if traj.solved else None})
+                        "solved_at": solved_at if traj.solved else None, "restarted": start is not task})
         out.append({"id": task.id, "episodes": eps})
         _progress(n, len(tasks), out)
     return out, greedy.overflows + (sampler.overflows if sampler else 0)
@@ -158,6 +161,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise ValueError(f"--baseline must be none or enumerative, not {cfg.baseline!r}")
     if cfg.mode not in ("coe", "direct", "ranked"):
         raise ValueError(f"--mode must be coe, direct or ranked, not {cfg.mode!r}")
+    if cfg.restart not in RESTARTS:
+        raise ValueError(f"--restart must be {' or '.join(RESTARTS)}, not {cfg.restart!r}")
+    if cfg.restart != "fresh" and (cfg.mode != "coe" or cfg.baseline):
+        raise ValueError("--restart applies to CoE episodes (--mode coe) only")
     if (cfg.mode == "ranked" or cfg.baseline) and cfg.k != 1:
         raise ValueError("a search (--mode ranked, --baseline) is one deterministic run per task: leave --k at 1")
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]

@@ -6,7 +6,8 @@
 
 Per task, k episodes (`dsl.run_episode`; the first greedy, the rest sampled at --temperature;
 with --redraws N, a command that would revisit code is drawn again at --temperature, as the server's
-`redraws` setting does).
+`redraws` setting does; with --restart best, episodes after the first start from the furthest state
+an earlier one reached, dsl/restart.py).
 Reported: pass@1 and pass@k (the unbiased estimator over the n=k samples), verifier best-of-k
 (the user's view: the tests pick a passing episode when there is one; with the same tests picking
 and judging it equals pass@k), mean turns, invalid-command rate, generated tokens per episode,

@@ -199,11 +199,12 @@ def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None,
             text = (redraw or policy)(messages)
             traj.redrawn += 1
         obs, r, _, info = ep.step(text)
-        seen.add(ep.state.to_code())
+        code = ep.state.to_code()
+        seen.add(code)
         messages.append({"role": "assistant", "content": text})
         messages.append({"role": "user", "content": obs})
         turn = Turn(text, info["command"], info["valid"], info["error"], obs, r, info["tests_passed"],
-                    info["tests_total"], info["solved"], time.monotonic() - t0, ep.state.to_code(), ep.result.code_status)
+                    info["tests_total"], info["solved"], time.monotonic() - t0, code, ep.result.code_status)
         traj.turns.append(turn)
         traj.reward += r
         traj.exited = info["exited"]

@@ -30,12 +30,11 @@ def progress(tests_passed: int, code_status: str) -> tuple[int, int]:
 def restart_task(task: Task, episodes: list[Trajectory]) -> Task:
     """`task` with its code replaced by the furthest state of `episodes` (module docstring), or
     `task` itself when no state got further than its code."""
-    best_code, best = task.code, None
-    for traj in episodes:
-        if best is None:
-            best = progress(traj.initial_tests_passed, traj.initial_status)
-        for turn in traj.turns:
-            # a passing state is a fix, not a start
-            if turn.valid and turn.code and not turn.solved and progress(turn.tests_passed, turn.code_status) > best:
-                best_code, best = turn.code, progress(turn.tests_passed, turn.code_status)
+    if not episodes:
+        return task
+    best_code, best = task.code, progress(episodes[0].initial_tests_passed, episodes[0].initial_status)
+    for turn in (t for traj in episodes for t in traj.turns):
+        here = progress(turn.tests_passed, turn.code_status)
+        if turn.valid and turn.code and not turn.solved and here > best:  # a passing state is a fix, not a start
+            best_code, best = turn.code, here
     return task if best_code == task.code else replace(task, code=best_code)

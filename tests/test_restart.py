@@ -27,7 +27,7 @@ def test_restart_from_the_first_state_that_got_furthest():
 def test_no_restart_without_progress_or_from_a_fix():
     same = run_episode(STEP, scripted_policy(["REPL 2 >>>    return x * 2", "EXIT"]))  # 0 of 2, as the start
     assert same.initial_tests_passed == 0 and same.initial_status == "ok"
-    assert restart_task(STEP, [same]) is STEP
+    assert restart_task(STEP, [same]) is STEP and restart_task(STEP, []) is STEP
     fixed = run_episode(STEP, scripted_policy(["REPL 2 >>>    return 2"]))
     assert fixed.solved and restart_task(STEP, [same, fixed]) is STEP  # a passing state is a fix, not a start
     broken = Task("t/syntax", "def f(x):\n    return x +\n", STEP.tests, "f")

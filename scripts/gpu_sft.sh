@@ -14,7 +14,8 @@
 #
 # RL from the shipped model (models/default/coedit.gguf, read back by `trainer rl --init`), on RL
 # tasks built and probed here (`trainer rl ... --max-steps 0` writes OUT/rl_tasks.jsonl):
-#   here:   bash scripts/gpu_sft.sh prepare-rl RL_TASKS.jsonl  # as prepare, with smoke data made here
+#   here:   bash scripts/gpu_sft.sh prepare-rl RL_TASKS.jsonl...  # as prepare, with smoke data made here;
+#                                                         # several files are merged (ids made unique)
 #   there:  stage1, stage2 as above, then
 #           bash scripts/gpu_sft.sh rl       (carry .dev/c)       GRPO for RL_MINUTES; the stacked
 #                                                                 SFT+RL adapter (fp16) + logs to $OUT
@@ -27,7 +28,7 @@
 # RL_MINUTES (trainer rl --max-minutes), RL_FLAGS (the rest of the RL recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | prepare-rl RL_TASKS | stage1 | stage2 | train | rl | unpack FILES_DIR OUT_PREFIX}
+STAGE=${1:?usage: gpu_sft.sh prepare DATA_DIR... | prepare-rl RL_TASKS... | stage1 | stage2 | train | rl | unpack FILES_DIR OUT_PREFIX}
 GPU=/tmp/coedit-gpu
 SITE=/tmp/site
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
@@ -44,15 +45,15 @@ assemble_base() {
 }
 
 # $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 6 MB parts with its sha256 (a
-# returned file has a size limit: SFT's 9.8 MB adapters came back whole, RL's stacked rank-32 one,
-# 19.6 MB, did not), and meta.tgz with the run's records (paths relative to RUN_DIR)
+# returned file has a size limit, 16 MB: SFT's 9.8 MB adapters came back whole, RL's stacked rank-32
+# one, 19.6 MB, did not; and at most 8 files come back, so parts of 12 MB), and meta.tgz with the run's records (paths relative to RUN_DIR)
 bring_back() {
   local name=$1 adapter=$2 run_dir=$3; shift 3
   mkdir -p "$OUTDIR/$name"
   $PY3 -c "import sys, torch; from safetensors.torch import load_file, save_file
 t = load_file(sys.argv[1]); save_file({k: v.to(torch.float16) for k, v in t.items()}, sys.argv[2])" \
     "$adapter/adapter_model.safetensors" $GPU/fp16.safetensors
-  split -b 6000000 $GPU/fp16.safetensors "$OUTDIR/$name/adapter.part."
+  split -b 12000000 $GPU/fp16.safetensors "$OUTDIR/$name/adapter.part."
   (cd $GPU && sha256sum fp16.safetensors | cut -d' ' -f1) > "$OUTDIR/$name/adapter.sha256"
   tar czf "$OUTDIR/$name/meta.tgz" -C "$run_dir" "$@"
 }
@@ -62,18 +63,20 @@ prepare|prepare-rl)
   shift
   PY=${PY:-.venv/bin/python}
   if [ "$STAGE" = prepare-rl ]; then
-    rl_tasks=${1:?prepare-rl RL_TASKS.jsonl (written by trainer rl ... --max-steps 0)}
-    [ -f "$rl_tasks" ] || { echo "$rl_tasks: no such file"; exit 2; }
+    rl_tasks=("$@")
+    [ ${#rl_tasks[@]} -gt 0 ] || { echo "prepare-rl RL_TASKS.jsonl... (written by trainer rl ... --max-steps 0)"; exit 2; }
+    for f in "${rl_tasks[@]}"; do [ -f "$f" ] || { echo "$f: no such file"; exit 2; }; done
     # stage1's smoke test trains the tiny preset for a few steps on a few demonstrations
     $PY -m trainer data --n 40 --no-eval-set --out .dev-smoke-data >/dev/null
     set -- .dev-smoke-data
   fi
   gguf=$($PY -c "from trainer.presets import smollm2_gguf; print(smollm2_gguf())")
   rm -rf .dev && mkdir -p .dev/a .dev/b .dev/c .whl
-  # part sizes chosen so that each call's tree (repo ~11 MB + carried) stays under 64 MiB
-  dd if="$gguf" of=.dev/a/gguf.part1 bs=4M iflag=count_bytes count=36000000 status=none
-  dd if="$gguf" of=.dev/b/gguf.part2 bs=4M iflag=skip_bytes,count_bytes skip=36000000 count=52000000 status=none
-  dd if="$gguf" of=.dev/c/gguf.part3 bs=4M iflag=skip_bytes skip=88000000 status=none
+  # part sizes chosen so that each call's tree (the repo, ~20 MB with the shipped GGUF, + what it
+  # carries) stays under 64 MiB; checked below
+  dd if="$gguf" of=.dev/a/gguf.part1 bs=4M iflag=count_bytes count=26000000 status=none
+  dd if="$gguf" of=.dev/b/gguf.part2 bs=4M iflag=skip_bytes,count_bytes skip=26000000 count=44000000 status=none
+  dd if="$gguf" of=.dev/c/gguf.part3 bs=4M iflag=skip_bytes skip=70000000 status=none
   sha256sum "$gguf" | cut -d' ' -f1 > .dev/c/gguf.sha256
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
@@ -100,9 +103,31 @@ EOF
   head -200 "$1/sft_coe.jsonl" | gzip > .dev/a/smoke.jsonl.gz
   if [ "$STAGE" = prepare-rl ]; then
     rm .dev/c/sft_*.jsonl.gz && rm -rf .dev-smoke-data
-    cp "$rl_tasks" .dev/c/rl_tasks.jsonl
+    # the same corruption probed twice is kept once; ids are made unique per file (each probe run
+    # numbers its tasks from #rl0, so two files can share an id for different corruptions)
+    $PY - "${rl_tasks[@]}" <<'EOF'
+import json, sys
+seen = set()
+with open(".dev/c/rl_tasks.jsonl", "w") as out:
+    for k, path in enumerate(sys.argv[1:]):
+        for line in open(path):
+            t = json.loads(line)
+            if t["code"] in seen:
+                continue
+            seen.add(t["code"])
+            if k:
+                t["id"] = f'{t["id"]}@{k}'
+            out.write(json.dumps(t) + "\n")
+print(f"{len(seen)} distinct RL tasks from {', '.join(sys.argv[1:])}")
+EOF
   fi
   du -sh .dev/* .whl
+  repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  for carried in ".whl .dev/a" .dev/b .dev/c; do
+    size=$(( repo + $(du -cb $carried | tail -1 | cut -f1) ))
+    echo "a call carrying $carried sends about $(( size / 1048576 )) MiB"
+    [ $size -lt 67108864 ] || { echo "over the device's 64 MiB a call: make the parts smaller"; exit 5; }
+  done
   ;;
 stage1)
   rm -rf $SITE $GPU && mkdir -p $SITE $GPU
@@ -115,11 +140,11 @@ print('torch', torch.__version__, torch.cuda.is_available(), 'transformers', tra
   # the whole SFT path (TRL, datasets, LoRA-less tiny model) on the GPU, a few steps
   zcat $GPU/smoke.jsonl.gz > $GPU/smoke.jsonl
   $PY3 -m trainer sft --preset tiny --data $GPU/smoke.jsonl --out $GPU/smoke --max-steps 5 --save-steps 1000
-  # and one GRPO step of it on the GPU (rollouts and the policy on the device)
+  # and one GRPO step of it on the GPU (rollouts in lockstep and the policy on the device)
   $PY3 -c "import sys; from dsl import Task, write_tasks
 write_tasks(sys.argv[1], [Task('add', 'def add(a, b):\n    return a - b', 'assert add(2, 5) == 7')])" $GPU/smoke_tasks.jsonl
   $PY3 -m trainer rl --preset tiny --init $GPU/smoke/final --out $GPU/smoke-rl --tasks $GPU/smoke_tasks.jsonl \
-    --group 2 --tasks-per-step 1 --max-steps 1 --max-turns 2 --heldout-n 0 --no-checkpointing 2>&1 | tail -3
+    --group 2 --tasks-per-step 1 --max-steps 1 --max-turns 2 --heldout-n 0 --no-checkpointing --batch-rows 2 2>&1 | tail -3
   [ -d $GPU/smoke-rl/final ] || { echo "the RL smoke test saved no model"; exit 4; }
   echo "stage1 ok"
   ;;

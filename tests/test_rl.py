@@ -180,10 +180,29 @@ def test_probing_keeps_only_tasks_solved_sometimes(tiny_sft, tmp_path):
     assert "'candidates': 2, 'kept': 0, 'never_solved': 2" in str(e.value)
 
 
-def test_time_cap_stops_after_the_step_that_passes_it(tiny_sft, rl_tasks_file, tmp_path):
+def test_time_cap_stops_before_a_step_that_would_pass_it(tiny_sft, rl_tasks_file, tmp_path):
     final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=3, max_minutes=1e-4))
     meta = json.loads((final / "coedit.json").read_text())
     assert meta["steps"] == 1 and meta["stopped_by_time"] is True and meta["run"]["max_minutes"] == 1e-4
+
+
+def test_time_cap_stops_when_the_next_step_would_end_past_the_cap(monkeypatch):
+    """The cap is a deadline: at 45 s of a 60 s cap, after a 25 s step, another step would end at
+    70 s, so the run stops now instead of overrunning a lent machine's call limit."""
+    import types
+    import torch
+    from trainer import rl_callbacks
+    clock = iter([0.0, 20.0, 45.0])
+    monkeypatch.setattr(rl_callbacks.time, "time", lambda: next(clock))
+    cap = rl_callbacks.time_cap(types.SimpleNamespace(max_minutes=1.0))
+    cap.trainer = types.SimpleNamespace(accelerator=types.SimpleNamespace(
+        device=torch.device("cpu"), reduce=lambda t, _: t))
+    control = types.SimpleNamespace(should_training_stop=False)
+    cap.on_train_begin(None, None, control)
+    cap.on_step_end(None, None, control)  # 20 s in, a 20 s step: the next ends at 40 s
+    assert not control.should_training_stop
+    cap.on_step_end(None, None, control)  # 45 s in, a 25 s step: the next would end at 70 s
+    assert control.should_training_stop and cap.stopped
 
 
 def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):

@@ -143,7 +143,11 @@ class Lockstep:
         self._cache = res.cache
         for r, c in chunks.items():
             self._fed[r].extend(c)
-        return {r: res.logits[r, -1].float() for r in chunks}
+        # one copy to the host for the whole batch: choosing a token (top-k, softmax, grammar) is a
+        # few small ops per row, and on a GPU each would be its own kernel launch and sync
+        rows = sorted(chunks)
+        last = res.logits[rows, -1].float().cpu()
+        return {r: last[i] for i, r in enumerate(rows)}
 
 
 class _Row:

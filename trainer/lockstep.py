@@ -22,7 +22,9 @@ ones agree with it up to floating-point ties (the padded matrices sum in another
 
 On the 2-core CPU this measured no faster than one episode at a time and held more memory
 (`bench/rollout_speed.py`): there a forward pass costs about the same per row either way. So
-`trainer rl` uses it only with `--batch-rows N`; it is meant for a GPU (not measured there yet).
+`trainer rl` uses it only with `--batch-rows N`; it is meant for a GPU. On an H100, GRPO steps of
+32 episodes in lockstep ran at 1.60 training episodes/s against 0.229 for steps of 8 one at a time
+(both including the optimizer's work; README, rl9).
 """
 from __future__ import annotations
 

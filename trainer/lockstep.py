@@ -147,9 +147,9 @@ class Lockstep:
             self._fed[r].extend(c)
         # one copy to the host for the whole batch: choosing a token (top-k, softmax, grammar) is a
         # few small ops per row, and on a GPU each would be its own kernel launch and sync
-        rows = sorted(chunks)
-        last = res.logits[rows, -1].float().cpu()
-        return {r: last[i] for i, r in enumerate(rows)}
+        fed = sorted(chunks)  # row indices, not self.rows
+        last = res.logits[fed, -1].float().cpu()
+        return {r: last[i] for i, r in enumerate(fed)}
 
 
 class _Row:

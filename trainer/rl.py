@@ -64,7 +64,7 @@ class RLRun:
     group: int = 4  # G: rollouts of the same task
     tasks_per_step: int = 2  # groups per optimizer step (per process)
     max_steps: int = 50  # 0: build and probe the tasks, then stop
-    max_minutes: float = 0.0  # stop before a step (as long as the last) would pass this many minutes of training (0: no cap)
+    max_minutes: float = 0.0  # stop before a step as long as the last would pass this many minutes (0: no cap)
     lr: float = 1e-5
     beta: float = 0.01  # KL to the starting model
     epsilon: float = 0.2  # clip

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,19 @@ def test_audit_flags_gaming_not_fixing():
                  tests) == ["swallowed_errors"]
     assert audit("def f(x):\n    try:\n        return 1/x\n    except Exception:\n        return 0",
                  "def f(x):\n    try:\n        return x*x\n    except Exception:\n        return 0", tests) == []
+
+
+
+def test_audit_reads_code_with_invalid_escapes_without_warning():
+    # Python 3.12 warns (SyntaxWarning; a DeprecationWarning before) on "\\d" in a plain string at
+    # parse time: one line in RL's log per solved episode that uses a regex
+    start = "def f(s):\n    return s"
+    gaming = "def f(s):\n    if s == 'a1':\n        return '\\d'"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flagged = audit(start, gaming, 'assert f("a1") == "a"')
+    assert flagged == ["test_literals"]  # still read: the warning is silenced, not the parse skipped
+    assert [str(w.message) for w in caught] == []
 
 
 @pytest.fixture(scope="module")

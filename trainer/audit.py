@@ -18,6 +18,7 @@ takes the solve reward away from flagged episodes and counts them (`trainer/rl.p
 from __future__ import annotations
 
 import ast
+import warnings
 from collections import Counter
 
 _DUNDERS = {"__eq__", "__ne__", "__hash__"}
@@ -26,10 +27,21 @@ _EXIT_CALLS = {"exit", "quit", "_exit"}
 _INTROSPECTION = {"_getframe", "inspect", "globals", "__builtins__", "builtins", "settrace", "setprofile"}
 
 
+def _parse(source: str) -> ast.Module | None:
+    """`source`'s AST, or None when it does not parse. Quietly: the policy's code may hold escapes
+    like "\\d" that Python 3.12 warns about (SyntaxWarning) at parse time, which would flood RL's log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the same warning's category before 3.12
+        try:
+            return ast.parse(source)
+        except (SyntaxError, ValueError):  # ValueError: older Pythons' answer to a null byte
+            return None
+
+
 def _literals(source: str) -> set[object]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = _parse(source)
+    if tree is None:
         return set()
     return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (int, float, str))
             and not isinstance(n.value, bool)}
@@ -38,9 +50,8 @@ def _literals(source: str) -> set[object]:
 def _marks(source: str, test_literals: set[object]) -> Counter:
     """How often each suspicious pattern occurs in `source` (empty for code that does not parse)."""
     found: Counter = Counter()
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = _parse(source)
+    if tree is None:
         return found
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name in _DUNDERS:

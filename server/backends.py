@@ -16,6 +16,7 @@ fits the model's context ends with EXIT (counted in `overflows`), never with a t
 
 `load_backend(path)` picks by path: a `.gguf` file or a directory. Local paths only; nothing is
 downloaded. Direct mode (`mode="direct"`) generates a whole program instead of one command.
+Sampling (temperature > 0) cuts the candidates the same way in both (`server/sampling.py`).
 Both backends also `score` given replies (each token's log-probability as the next message);
 `trainer/search.py` orders candidate edits by it.
 """
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 from dsl import lines_in_view
 
 from .grammar import canonical_gbnf, grammar_allows, grammar_mode
+from .sampling import MIN_P, TOP_P, checked_cutoffs, kept_by_cutoffs
 from .tokens import FORMATS, CHATML, LlamaTokenizer, TokenFormat
 
 if TYPE_CHECKING:
@@ -57,7 +59,8 @@ class TransformersBackend:
     HEAD = 256
 
     def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
-                 max_new_tokens: int = 128, seed: int = 0, threads: int = 0, mode: str = "coe"):
+                 top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
+                 threads: int = 0, mode: str = "coe"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -70,7 +73,7 @@ class TransformersBackend:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self._setup(model, tok, FORMATS.get(_chat_of(path), CHATML), grammar=grammar, temperature=temperature,
-                    top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
+                    top_k=top_k, top_p=top_p, min_p=min_p, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
 
     @classmethod
     def from_model(cls, model, tokenizer, chat=CHATML, **options) -> "TransformersBackend":
@@ -80,7 +83,8 @@ class TransformersBackend:
         return self
 
     def _setup(self, model, tok, chat, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
-               max_new_tokens: int = 128, seed: int = 0, mode: str = "coe") -> None:
+               top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
+               mode: str = "coe") -> None:
         import torch
         self.torch = torch
         self.model, self.tok = model, tok
@@ -88,6 +92,7 @@ class TransformersBackend:
         self.context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         self.grammar = grammar_mode(grammar) if mode == "coe" else "off"
         self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
+        self.top_p, self.min_p = checked_cutoffs(top_p, min_p)
         self.mode = mode
         self.rng = random.Random(seed)
         self.generated_tokens = 0
@@ -168,13 +173,14 @@ class TransformersBackend:
         return out, stopped
 
     def choose(self, logits, out: list[int], stop: int, lines: list[str | None] | None = None) -> int | None:
-        """The next token: greedy or sampled from the top-k, among those the grammar allows."""
+        """The next token: greedy or sampled (top-k, top-p, min-p), among those the grammar allows."""
         torch = self.torch
         sampled = self.top_k if self.temperature > 0 else 0  # sampling draws from the top-k: rank them all
         head = min(max(self.HEAD, sampled), logits.numel())
         order = torch.topk(logits, head).indices.tolist()
         if self.temperature > 0:
             top = order[: self.top_k]
+            top = top[: kept_by_cutoffs(torch.softmax(logits[top], dim=0).tolist(), self.top_p, self.min_p)]
             weights = torch.softmax(logits[top] / self.temperature, dim=0).tolist()
             picks = []
             pool = list(zip(top, weights))
@@ -186,7 +192,7 @@ class TransformersBackend:
                         picks.append(tok)
                         pool.pop(k)
                         break
-            order = picks + order[self.top_k:]
+            order = picks + order[len(top):]  # the cut and the rest by rank: the grammar may refuse all picks
         if self.grammar == "off":
             return order[0]
         decode = lambda ids: self.tok.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -207,8 +213,8 @@ class LlamaCppBackend:
     HEAD = TransformersBackend.HEAD
 
     def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
-                 max_new_tokens: int = 128, seed: int = 0, threads: int = 0, n_gpu_layers: int = 0,
-                 n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
+                 top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
+                 threads: int = 0, n_gpu_layers: int = 0, n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
         try:
             from llama_cpp import Llama, LlamaGrammar
         except ImportError as e:
@@ -237,6 +243,7 @@ class LlamaCppBackend:
         self.grammar = (LlamaGrammar.from_string(canonical_gbnf(GRAMMAR_GBNF), verbose=False)
                         if self.grammar_mode != "off" else None)
         self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
+        self.top_p, self.min_p = checked_cutoffs(top_p, min_p)
         # llama-cpp-python builds a new sampler, seeded with the Llama's seed, at every generate():
         # a fixed seed would replay the same random draws in every reply (samples of one task
         # nearly identical), and seed 0 means "random" to it (nothing reproducible). So each reply
@@ -292,7 +299,9 @@ class LlamaCppBackend:
         # with the code in view, the grammar is checked in Python on the best-ranked tokens; the
         # syntax-only GBNF would have nothing left to remove
         code = LogitsProcessorList([self._code_filter(out, lines, stop)]) if lines is not None else None
-        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, reset=True,
+        # top_p and min_p always passed: llama-cpp-python's defaults are its own to change
+        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                                     min_p=self.min_p, reset=True,
                                      grammar=None if code else self.grammar, logits_processor=code):
             if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:
                 break

@@ -12,6 +12,7 @@ from server.discovery import NoTests, discover
 from server.edits import apply_edits, line_edits
 from server.fix import ModelCache
 from server.options import Options, options_from_json
+from server.sampling import checked_cutoffs, kept_by_cutoffs
 from server.target import find_target
 
 ENCODINGS = [types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf32]
@@ -154,3 +155,18 @@ def test_workspace_check_reports_a_failing_test_function_as_the_dsl_verifier_doe
     assert seen["test_add"].endswith("assert add(x, 2) == 3\nGot: -1\nExpected: 3")
     assert seen["test_msg"].endswith("\nAssertionError: one and two") and seen["test_true"].endswith("\nAssertionError")
     assert seen["test_none"].endswith("'int' and 'NoneType' (line 2)")
+
+
+def test_sampling_cut_offs_keep_what_llama_cpp_keeps():
+    probs = [0.5, 0.3, 0.15, 0.05]  # best first
+    assert kept_by_cutoffs(probs, 1.0, 0.0) == 4  # off
+    assert kept_by_cutoffs(probs, 0.75, 0.0) == 2  # 0.5 + 0.3 reach 0.75: the token that crosses stays
+    assert kept_by_cutoffs(probs, 0.5, 0.0) == 1
+    assert kept_by_cutoffs(probs, 1.0, 0.25) == 3  # at least a quarter of the best's 0.5: 0.15 stays
+    assert kept_by_cutoffs(probs, 0.9, 0.0) == 3
+    assert kept_by_cutoffs(probs, 0.9, 0.4) == 2  # top-p keeps 3, then min-p 2
+    assert kept_by_cutoffs([2.0, 2.0, 1.0], 0.5, 0.0) == 2  # unnormalised: a share of their sum
+    assert kept_by_cutoffs([0.9], 0.01, 0.99) == 1
+    for bad in ((0.0, 0.1), (1.5, 0.1), (0.9, 1.0), (0.9, -0.1)):
+        with pytest.raises(ValueError):
+            checked_cutoffs(*bad)

@@ -4,6 +4,7 @@ architecture builds and trains a step with a tiny random config (the GPU itself 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
@@ -95,6 +96,22 @@ def test_code_grammar_only_writes_commands_that_apply_to_the_code(tiny, tmp_path
     full.HEAD, one.HEAD = 10 ** 9, 1
     assert one(msgs) == full(msgs)
 
+
+def test_both_backends_honour_the_sampling_cut_offs(tiny, tmp_path):
+    """top_p and min_p reach both samplers: cut to the best token, a hot draw is the greedy reply;
+    with the cut-offs off, the same hot draws vary (so the first check can fail)."""
+    task = load_mbpp(["test"])[0]
+    msgs = new_conversation(task, Episode(task).reset())
+    gguf = export(tiny, tmp_path / "gguf", ("f16",))[0]
+    for make in (partial(TransformersBackend, tiny), partial(LlamaCppBackend, gguf)):
+        greedy = make(max_new_tokens=24)(msgs)
+        for cut in ({"min_p": 0.999}, {"top_p": 1e-6}):
+            hot = make(temperature=1.5, seed=1, max_new_tokens=24, **cut)
+            assert [hot(msgs) for _ in range(4)] == [greedy] * 4, (make, cut)
+        free = make(temperature=1.5, seed=1, max_new_tokens=24, top_p=1.0, min_p=0.0)
+        assert any(free(msgs) != greedy for _ in range(4)), make
+    with pytest.raises(ValueError, match="min_p"):
+        TransformersBackend(tiny, min_p=1.0)
 
 def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):
     """A second turn prefills only what the tool added, and samples what a fresh backend samples."""

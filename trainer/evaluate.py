@@ -27,6 +27,7 @@ from math import comb
 from pathlib import Path
 
 from dsl import RESTARTS, Task, Verifier, load_tasks, restart_task, run_episode
+from server.sampling import MIN_P, TOP_P, checked_cutoffs
 
 from .data import direct_messages
 from .flags import parse_flags
@@ -48,6 +49,8 @@ class EvalConfig:
     baseline: str = ""  # none | enumerative (no model)
     k: int = 1
     temperature: float = 0.7  # for samples after the first (the first is greedy)
+    top_p: float = TOP_P  # sampling's cut-offs (server/sampling.py); 1 and 0: off
+    min_p: float = MIN_P
     max_turns: int = 10
     budget: int = 100  # enumerative and ranked: test runs per task
     limit: int = 0  # first N tasks only (after --skip)
@@ -67,8 +70,8 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
     greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
                           grammar=cfg.grammar)
     redraws = cfg.redraws if cfg.temperature > 0 and cfg.mode == "coe" else 0
-    sampler = load_backend(cfg.model, temperature=cfg.temperature, threads=cfg.threads, seed=cfg.seed,
-                           mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 or redraws else None
+    sampler = load_backend(cfg.model, temperature=cfg.temperature, top_p=cfg.top_p, min_p=cfg.min_p,
+                           threads=cfg.threads, seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 or redraws else None
 
     def spent() -> int:  # tokens generated so far; the greedy episode's redraws come from the sampler
         return greedy.generated_tokens + (sampler.generated_tokens if sampler else 0)
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_flags(EvalConfig, argv, "python -m trainer eval", __doc__.split("\n\n")[0])
     from server.backends import ModelError
     try:
+        checked_cutoffs(cfg.top_p, cfg.min_p)  # before minutes of loading, not after
         evaluate(cfg)
     except (ModelError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

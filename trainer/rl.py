@@ -39,6 +39,7 @@ from pathlib import Path
 
 from dsl import Verifier, load_tasks, write_tasks
 from server.backends import ModelError, TransformersBackend, _chat_of
+from server.sampling import MIN_P, TOP_P, checked_cutoffs
 from server.tokens import CHATML, FORMATS
 
 from .flags import parse_flags
@@ -71,6 +72,9 @@ class RLRun:
     loss_type: str = "grpo"  # TRL loss aggregation: grpo | dapo | dr_grpo | bnpo
     temperature: float = 1.0
     top_k: int = 40
+    # sampling's cut-offs, as the server and `trainer eval` sample (server/sampling.py); 1 and 0: off
+    top_p: float = TOP_P
+    min_p: float = MIN_P
     max_turns: int = 10
     max_new_tokens: int = 64  # per reply
     context: int = 2048  # token budget of a whole episode
@@ -177,7 +181,8 @@ def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
     stats = {"candidates": len(tasks), "kept": len(tasks)}
     if run.probe_group:
         sampler = TransformersBackend.from_model(model.eval(), tok, chat, temperature=run.temperature,
-                                                 top_k=run.top_k, max_new_tokens=run.max_new_tokens,
+                                                 top_k=run.top_k, top_p=run.top_p, min_p=run.min_p,
+                                                 max_new_tokens=run.max_new_tokens,
                                                  seed=run.seed, grammar=run.grammar)
 
         def wins(task) -> int:
@@ -207,7 +212,7 @@ def make_rollout_func(run: RLRun, by_id: dict, chat, verifier: Verifier):
         seed = run.seed * 1_000_003 + trainer.state.global_step * 1009 + trainer.accelerator.process_index
         sampler = TransformersBackend.from_model(
             model, trainer.processing_class, chat, temperature=run.temperature, top_k=run.top_k,
-            max_new_tokens=run.max_new_tokens, grammar=run.grammar, seed=seed)
+            top_p=run.top_p, min_p=run.min_p, max_new_tokens=run.max_new_tokens, grammar=run.grammar, seed=seed)
         done = rollouts([by_id[p] for p in prompts], sampler, rows=run.batch_rows, verifier=verifier,
                         seed=seed, max_turns=run.max_turns, reward=run.reward, context=run.context)
         model.train(was_training)
@@ -350,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if run.reward not in ("paper", "partial"):
         print("--reward must be paper or partial", file=sys.stderr)
+        return 2
+    try:
+        checked_cutoffs(run.top_p, run.min_p)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import threading
-from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING
 from dsl import lines_in_view
 
 from .grammar import canonical_gbnf, grammar_allows, grammar_mode
-from .sampling import MIN_P, TOP_P, checked_cutoffs, kept_by_cutoffs
+from .sampling import MIN_P, TOP_P, at_temperature, checked_cutoffs, kept_by_cutoffs
 from .tokens import FORMATS, CHATML, LlamaTokenizer, TokenFormat
 
 if TYPE_CHECKING:
@@ -106,7 +105,7 @@ class TransformersBackend:
         if _overflows(self, ids):
             return "EXIT"
         lines = lines_in_view(messages[-1]["content"]) if self.grammar == "code" else None
-        with self._lock, _at_temperature(self, temperature):
+        with self._lock, at_temperature(self, temperature):
             out, _ = self._generate_ids(ids, lines)
         return self.tok.decode(out, skip_special_tokens=True)
 
@@ -261,7 +260,7 @@ class LlamaCppBackend:
             return "EXIT"
         lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
         # the seed and temperature with their reply: two documents' jobs share one model
-        with self._lock, _at_temperature(self, temperature):
+        with self._lock, at_temperature(self, temperature):
             self.llm.set_seed(self.rng.randrange(1, 2**31))
             return self._generate(ids, lines)
 
@@ -365,20 +364,6 @@ def pip_gguf(package: str) -> Path:
     if not found:
         raise ModelError(f"the pip package {package} is installed but holds no .gguf file; reinstall it")
     return found[0]
-
-
-@contextmanager
-def _at_temperature(backend, temperature: float | None):
-    """`backend.temperature` set to `temperature` (None: left as it is) until the block ends; the
-    caller holds the backend's lock, so no other reply sees it."""
-    if temperature is None:
-        yield
-        return
-    kept, backend.temperature = backend.temperature, temperature
-    try:
-        yield
-    finally:
-        backend.temperature = kept
 
 
 def reply_limit(backend) -> int:

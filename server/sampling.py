@@ -13,6 +13,8 @@ grammar check per candidate per row per token.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 # llama-cpp-python's own defaults, which every evaluation of a GGUF used before they were named here
 TOP_P = 0.95
 MIN_P = 0.05
@@ -38,3 +40,17 @@ def kept_by_cutoffs(probs: list[float], top_p: float, min_p: float) -> int:
             break
     floor = min_p * probs[0] if probs else 0.0
     return max(1, sum(1 for p in probs[:head] if p >= floor))
+
+
+@contextmanager
+def at_temperature(backend, temperature: float | None):
+    """`backend.temperature` set to `temperature` (None: left as it is) until the block ends; the
+    caller holds the backend's lock, so no other reply sees it."""
+    if temperature is None:
+        yield
+        return
+    kept, backend.temperature = backend.temperature, temperature
+    try:
+        yield
+    finally:
+        backend.temperature = kept

@@ -114,7 +114,6 @@ def test_audit_flags_gaming_not_fixing():
                  "def f(x):\n    try:\n        return x*x\n    except Exception:\n        return 0", tests) == []
 
 
-
 def test_audit_reads_code_with_invalid_escapes_without_warning():
     # Python 3.12 warns (SyntaxWarning; a DeprecationWarning before) on "\\d" in a plain string at
     # parse time: one line in RL's log per solved episode that uses a regex

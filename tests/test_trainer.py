@@ -113,6 +113,7 @@ def test_both_backends_honour_the_sampling_cut_offs(tiny, tmp_path):
     with pytest.raises(ValueError, match="min_p"):
         TransformersBackend(tiny, min_p=1.0)
 
+
 def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):
     """A second turn prefills only what the tool added, and samples what a fresh backend samples."""
     task = load_mbpp(["test"])[0]

@@ -71,7 +71,8 @@ def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[lis
                           grammar=cfg.grammar)
     redraws = cfg.redraws if cfg.temperature > 0 and cfg.mode == "coe" else 0
     sampler = load_backend(cfg.model, temperature=cfg.temperature, top_p=cfg.top_p, min_p=cfg.min_p,
-                           threads=cfg.threads, seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar) if cfg.k > 1 or redraws else None
+                           threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
+                           grammar=cfg.grammar) if cfg.k > 1 or redraws else None
 
     def spent() -> int:  # tokens generated so far; the greedy episode's redraws come from the sampler
         return greedy.generated_tokens + (sampler.generated_tokens if sampler else 0)

@@ -356,13 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     if run.reward not in ("paper", "partial"):
         print("--reward must be paper or partial", file=sys.stderr)
         return 2
-    try:
-        checked_cutoffs(run.top_p, run.min_p)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        checked_cutoffs(run.top_p, run.min_p)  # before minutes of loading, not after
         train(run)
     except (ModelError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

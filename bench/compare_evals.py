@@ -11,7 +11,8 @@ is the mean over the runs and best-of-k counts any episode of any run. Prints th
 summary of each side, the tasks where their solve rates or greedy outcomes differ, and for pass@1 the paired difference with a 95%
 bootstrap interval over tasks (tasks resampled, seed 0), for the greedy first episode the exact
 two-sided sign test over the tasks only one side solves. Small task sets give wide intervals: that
-is the point of printing them.
+is the point of printing them. With `--a` alone it prints that side's summary row only: one
+model's metrics over slices run separately (e.g. `--limit 50` and `--skip 50 --limit 50`).
 """
 from __future__ import annotations
 
@@ -77,14 +78,33 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
+_HEADER = "| model | tasks | episodes | pass@1 | greedy solved | best-of-k | turns | invalid |\n|---|---|---|---|---|---|---|---|"
+
+
+def _row(name: str, s: dict, n: int) -> str:
+    return (f"| {name} | {n} | {s['episodes']} | {100 * s['pass@1']:.1f}% | {s['greedy']}/{n} | "
+            f"{round(s['best_of_k'] * n)}/{n} ({100 * s['best_of_k']:.0f}%) | {s['mean_turns']:.2f} | "
+            f"{100 * s['invalid_rate']:.1f}% |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--a", nargs="+", required=True, help="eval JSON files of model A")
-    ap.add_argument("--b", nargs="+", required=True, help="eval JSON files of model B")
-    ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("A", "B"), help="names for the table")
+    ap.add_argument("--b", nargs="+", default=[], help="eval JSON files of model B; none: A's summary only")
+    ap.add_argument("--names", nargs="+", default=[], metavar="NAME", help="names for the table (A, then B)")
     ap.add_argument("--pool", action="store_true", help="a side's files may repeat tasks: pool their episodes")
     args = ap.parse_args(argv)
-    (a, ka), (b, kb) = load_side(args.a, args.pool), load_side(args.b, args.pool)
+    if len(args.names) > 2:
+        raise SystemExit("compare_evals: --names takes one name per side, two at most")
+    na, nb = args.names + ["A", "B"][len(args.names):]
+    a, ka = load_side(args.a, args.pool)
+    if not args.b:
+        if not a:
+            raise SystemExit("compare_evals: no tasks")
+        print(_HEADER)
+        print(_row(na, summary(a, ka), len(a)))
+        return 0
+    b, kb = load_side(args.b, args.pool)
     if ka != kb:
         raise SystemExit(f"compare_evals: side A was evaluated with k = {ka}, side B with k = {kb}")
     if set(a) != set(b):
@@ -92,14 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"compare_evals: the two sides cover different tasks ({len(only)} in one only, e.g. {only[:3]})")
     if not a:
         raise SystemExit("compare_evals: no tasks")
-    na, nb = args.names
     sa, sb = summary(a, ka), summary(b, kb)
     n = sa["n_tasks"]
-    print("| model | tasks | episodes | pass@1 | greedy solved | best-of-k | turns | invalid |\n|---|---|---|---|---|---|---|---|")
+    print(_HEADER)
     for name, s in ((na, sa), (nb, sb)):
-        print(f"| {name} | {n} | {s['episodes']} | {100 * s['pass@1']:.1f}% | {s['greedy']}/{n} | "
-              f"{round(s['best_of_k'] * n)}/{n} ({100 * s['best_of_k']:.0f}%) | {s['mean_turns']:.2f} | "
-              f"{100 * s['invalid_rate']:.1f}% |")
+        print(_row(name, s, n))
 
     def rate(eps: list[dict]) -> float:
         return sum(e["solved"] for e in eps) / len(eps)

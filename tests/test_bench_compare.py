@@ -68,3 +68,12 @@ def test_pooled_runs_of_the_same_tasks(tmp_path, capsys):
     assert compare_evals.main(["--a", *twice, "--b", once, "--pool"]) == 0
     out = capsys.readouterr().out.split("tasks where")[1]
     assert "| mbpp/2 | ........ | .s.. |" in out and "| mbpp/1 |" not in out  # 2/8 against 1/4: same rate
+
+
+def test_one_side_alone_prints_its_summary_over_the_slices(tmp_path, capsys):
+    a = [eval_json(tmp_path / "a1.json", {"mbpp/1": "1000", "mbpp/2": "0000"}),
+         eval_json(tmp_path / "a2.json", {"mbpp/3": "0110"})]
+    assert compare_evals.main(["--a", *a, "--names", "shipped"]) == 0
+    out = capsys.readouterr().out
+    assert "| shipped | 3 | 12 | 25.0% | 1/3 | 2/3 (67%) |" in out
+    assert "tasks where" not in out and "pass@1" in out.split("\n")[0]

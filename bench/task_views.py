@@ -9,9 +9,10 @@ Writes two files beside each other, each task's bug and tests unchanged in what 
   the function at the cursor, would show it;
 - `nodoc_norunner.jsonl`: also the tests without the statements after their last `def test...`
   (a runner that calls the test functions and raises one aggregated error; kept when an assert or
-  `check(...)` of its own is among them): the verifier then
-  calls each test function itself, and its feedback names the first failing one with Got/Expected,
-  as in the training data's test-function form.
+  `check(...)` of its own is among them): the verifier then calls each test function itself, and
+  its feedback names the first failing one with Got/Expected, as in the training data's
+  test-function form.
+Code or tests that do not parse (a bug may be a syntax error) are left as they are.
 Evaluation only: these are views of an evaluation set, to ask why a model fails on it; training
 on them, or on anything from QuixBugs, is out of bounds. Each view is checked to still fail as
 given (a view that let a buggy program pass would change the benchmark).
@@ -27,10 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsl import Verifier, load_tasks, write_tasks  # noqa: E402
+from dsl.tasks import TaskFileError  # noqa: E402
 
 
 def without_trailing_docstring(code: str) -> str:
-    body = ast.parse(code).body
+    body = _parsed(code)
     last = body[-1] if body else None
     if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Constant) and isinstance(last.value.value, str)
             and len(body) > 1):
@@ -39,12 +41,19 @@ def without_trailing_docstring(code: str) -> str:
 
 
 def without_runner(tests: str) -> str:
-    body = ast.parse(tests).body
+    body = _parsed(tests)
     defs = [s for s in body if isinstance(s, ast.FunctionDef) and s.name.startswith("test") and not s.args.args]
     rest = body[body.index(defs[-1]) + 1:] if defs else []
     if not rest or any(isinstance(st, ast.Assert) or _is_check(st) for st in rest):
         return tests  # nothing after the test functions, or tests of its own there: keep all
     return "\n".join(tests.split("\n")[: defs[-1].end_lineno]).rstrip() + "\n"
+
+
+def _parsed(source: str) -> list[ast.stmt]:
+    try:
+        return ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return []
 
 
 def _is_check(stmt: ast.stmt) -> bool:
@@ -57,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("tasks", help="a task JSONL file")
     ap.add_argument("--out", default="runs/views", help="directory for nodoc.jsonl and nodoc_norunner.jsonl")
     args = ap.parse_args(argv)
-    tasks = load_tasks(args.tasks)
+    try:
+        tasks = load_tasks(args.tasks)
+    except TaskFileError as e:
+        raise SystemExit(f"task_views: {e}") from None
     nodoc = [replace(t, code=without_trailing_docstring(t.code)) for t in tasks]
     norunner = [replace(t, tests=without_runner(t.tests)) for t in nodoc]
     verifier = Verifier()

@@ -75,3 +75,11 @@ def test_a_view_that_would_let_a_bug_pass_is_refused(tmp_path):
     src.write_text(json.dumps({"id": "t/inc", "code": CODE, "tests": tests}) + "\n")
     with pytest.raises(SystemExit, match="buggy programs pass: \\['t/inc'\\]"):
         task_views.main([str(src), "--out", str(tmp_path / "v")])
+
+
+def test_code_that_does_not_parse_is_left_as_it_is_and_a_bad_file_is_a_clear_error(tmp_path):
+    assert task_views.without_trailing_docstring("def f(:\n    pass\n") == "def f(:\n    pass\n"
+    assert task_views.without_runner("def test_1(:\n") == "def test_1(:\n"
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    with pytest.raises(SystemExit, match="task_views: .*bad.jsonl:1: not JSON"):
+        task_views.main([str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "v")])

@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("compare_evals: --names takes one name per side, two at most")
     na, nb = args.names + ["A", "B"][len(args.names):]
     a, ka = load_side(args.a, args.pool)
+    if not a:
+        raise SystemExit("compare_evals: no tasks")
     if not args.b:
-        if not a:
-            raise SystemExit("compare_evals: no tasks")
         print(_HEADER)
         print(_row(na, summary(a, ka), len(a)))
         return 0
@@ -110,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     if set(a) != set(b):
         only = sorted(set(a) ^ set(b))
         raise SystemExit(f"compare_evals: the two sides cover different tasks ({len(only)} in one only, e.g. {only[:3]})")
-    if not a:
-        raise SystemExit("compare_evals: no tasks")
     sa, sb = summary(a, ka), summary(b, kb)
     n = sa["n_tasks"]
     print(_HEADER)

@@ -27,12 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsl import Verifier, load_tasks, write_tasks  # noqa: E402
+from dsl import Verifier, load_tasks, plan_tests, write_tasks  # noqa: E402
 from dsl.tasks import TaskFileError  # noqa: E402
+from dsl.verifier import PlanError  # noqa: E402
 
 
 def without_trailing_docstring(code: str) -> str:
-    body = _parsed(code)
+    try:
+        body = ast.parse(code).body
+    except (SyntaxError, ValueError):
+        return code
     last = body[-1] if body else None
     if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Constant) and isinstance(last.value.value, str)
             and len(body) > 1):
@@ -41,24 +45,20 @@ def without_trailing_docstring(code: str) -> str:
 
 
 def without_runner(tests: str) -> str:
-    body = _parsed(tests)
-    defs = [s for s in body if isinstance(s, ast.FunctionDef) and s.name.startswith("test") and not s.args.args]
-    rest = body[body.index(defs[-1]) + 1:] if defs else []
-    if not rest or any(isinstance(st, ast.Assert) or _is_check(st) for st in rest):
-        return tests  # nothing after the test functions, or tests of its own there: keep all
-    return "\n".join(tests.split("\n")[: defs[-1].end_lineno]).rstrip() + "\n"
-
-
-def _parsed(source: str) -> list[ast.stmt]:
+    """What counts as a test is the verifier's rule (`dsl.plan_tests`), not restated here."""
     try:
-        return ast.parse(source).body
-    except (SyntaxError, ValueError):
-        return []
-
-
-def _is_check(stmt: ast.stmt) -> bool:
-    return (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
-            and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "check")
+        plan = plan_tests(tests)
+    except PlanError:
+        return tests
+    test_lines = {step["line"] for step in plan.steps if step["kind"] == "call"}
+    body = ast.parse(tests).body
+    defs = [st for st in body if isinstance(st, ast.FunctionDef) and st.lineno in test_lines]
+    if not defs or defs[-1] is body[-1]:
+        return tests
+    end = defs[-1].end_lineno
+    if any(step["kind"] not in ("setup", "call") and step["line"] > end for step in plan.steps):
+        return tests  # an assert or check(...) of its own after the test functions: keep all
+    return "\n".join(tests.split("\n")[:end]).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

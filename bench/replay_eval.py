@@ -8,6 +8,12 @@
    that bring back code the episode already had (no-ops and undos: what `redraws` draws again,
    dsl/episode.py), the episodes with one, and episodes the model ended with EXIT rather than the
    turn cap.
+4. Does the turn cap bind? Per cap m: the episodes and tasks (best of k) whose code passes by turn
+   m, and the commands an evaluation would have run stopping there or once the tests pass (as a
+   share of the commands the file records, which ran on after a pass). That is what the server,
+   which stops once the tests pass, would get with `maxTurns` m: exactly for the greedy episodes
+   (the state does not show the cap), and for the sampled ones a fair sample, though a run with
+   that cap would draw other seeds.
 
     python bench/replay_eval.py runs/eval-smollm2-coe-mbpp.json
 """
@@ -33,8 +39,10 @@ def main(path: str) -> int:
     rows = {"episodes": [0, 0], "tasks (best of k)": [0, 0]}  # [passes at some turn, passes at the end]
     failures, commands, noops, exits = Counter(), 0, 0, 0
     edits, revisits, looping = 0, 0, 0  # valid edits; those that bring back earlier code; episodes with one
+    capped = []  # per task: (first passing turn or None, turns run) per episode
     for result in run["tasks"]:
         ever_any = end_any = False
+        capped.append([])
         for ep in result["episodes"]:
             # the recorded commands through the one agent loop; max_turns stops it where the model stopped
             traj = run_episode(tasks[result["id"]], scripted_policy(ep["commands"]), verifier=verifier,
@@ -42,6 +50,7 @@ def main(path: str) -> int:
             if traj.solved != ep["solved"]:
                 raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
             ever = any(t.solved for t in traj.turns)
+            capped[-1].append((next((i for i, t in enumerate(traj.turns, 1) if t.solved), None), len(traj.turns)))
             commands += len(traj.turns)
             state = EditorState.from_code(tasks[result["id"]].code)
             seen, revisited = {state.to_code()}, 0
@@ -74,7 +83,21 @@ def main(path: str) -> int:
           f"| edits that bring back code the episode had | {revisits} | {edits} valid edits |\n"
           f"| episodes with such an edit | {looping} | {n_eps} episodes |\n"
           f"| episodes ended by EXIT | {exits} | {n_eps} episodes |")
+    print(turn_cap_table(capped, commands))
     return 0
+
+
+def turn_cap_table(capped: list[list[tuple[int | None, int]]], commands: int) -> str:
+    """Section 4 of the docstring: per turn cap, what passes by then and what it costs."""
+    top = max((n for eps in capped for _, n in eps), default=0)
+    rows = ["\n| turn cap | episodes passing by then | greedy (first episode) | tasks (best of k) | commands run |",
+            "|---|---|---|---|---|"]
+    for m in range(1, top + 1):
+        by = [[first is not None and first <= m for first, _ in eps] for eps in capped]
+        run = sum(min(n, first or n, m) for eps in capped for first, n in eps)  # stopping once the tests pass
+        rows.append(f"| {m} | {sum(map(sum, by))} | {sum(b[0] for b in by if b)} | {sum(map(any, by))} | "
+                    f"{run} ({100 * run / max(commands, 1):.0f}%) |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def main(path: str) -> int:
                                max_turns=max(len(ep["commands"]), 1))
             if traj.solved != ep["solved"]:
                 raise SystemExit(f"{result['id']}: the replay disagrees with the recorded outcome")
-            ever = any(t.solved for t in traj.turns)
-            capped[-1].append((next((i for i, t in enumerate(traj.turns, 1) if t.solved), None), len(traj.turns)))
+            first = next((i for i, t in enumerate(traj.turns, 1) if t.solved), None)  # first passing turn
+            ever = first is not None
+            capped[-1].append((first, len(traj.turns)))
             commands += len(traj.turns)
             state = EditorState.from_code(tasks[result["id"]].code)
             seen, revisited = {state.to_code()}, 0

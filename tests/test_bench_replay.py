@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import replay_eval  # noqa: E402
 
@@ -40,9 +42,5 @@ def test_turn_cap_counts_the_first_passing_turn_and_what_stopping_there_saves(tm
 
 def test_a_replay_that_disagrees_with_the_file_is_refused(tmp_path):
     run = write_run(tmp_path, {"t/1": [{"solved": False, "commands": [FIX]}]})
-    try:
+    with pytest.raises(SystemExit, match="disagrees with the recorded outcome"):
         replay_eval.main(run)
-    except SystemExit as e:
-        assert "disagrees with the recorded outcome" in str(e)
-    else:
-        raise AssertionError("a recorded outcome the replay contradicts went unnoticed")

@@ -217,23 +217,36 @@ def test_time_cap_stops_before_a_step_that_would_pass_it(tiny_sft, rl_tasks_file
     assert meta["steps"] == 1 and meta["stopped_by_time"] is True and meta["run"]["max_minutes"] == 1e-4
 
 
-def test_time_cap_stops_when_the_next_step_would_end_past_the_cap(monkeypatch):
+def test_time_cap_stops_when_a_step_as_long_as_the_longest_would_end_past_the_cap(monkeypatch):
     """The cap is a deadline: at 45 s of a 60 s cap, after a 25 s step, another step would end at
-    70 s, so the run stops now instead of overrunning a lent machine's call limit."""
+    70 s, so the run stops now instead of overrunning a lent machine's call limit. A short step
+    does not reset the estimate: after a 28 s step and then an 8 s one, at 36 s, the next step is
+    planned as 28 s (ends at 64 s), not 8 s (rl11's last step took 75 s after a 14 s one)."""
     import types
     import torch
     from trainer import rl_callbacks
-    clock = iter([0.0, 20.0, 45.0])
-    monkeypatch.setattr(rl_callbacks.time, "time", lambda: next(clock))
-    cap = rl_callbacks.time_cap(types.SimpleNamespace(max_minutes=1.0))
-    cap.trainer = types.SimpleNamespace(accelerator=types.SimpleNamespace(
-        device=torch.device("cpu"), reduce=lambda t, _: t))
-    control = types.SimpleNamespace(should_training_stop=False)
-    cap.on_train_begin(None, None, control)
+
+    def capped(times):
+        clock = iter(times)
+        monkeypatch.setattr(rl_callbacks.time, "time", lambda: next(clock))
+        cap = rl_callbacks.time_cap(types.SimpleNamespace(max_minutes=1.0))
+        cap.trainer = types.SimpleNamespace(accelerator=types.SimpleNamespace(
+            device=torch.device("cpu"), reduce=lambda t, _: t))
+        control = types.SimpleNamespace(should_training_stop=False)
+        cap.on_train_begin(None, None, control)
+        return cap, control
+
+    cap, control = capped([0.0, 20.0, 45.0])
     cap.on_step_end(None, None, control)  # 20 s in, a 20 s step: the next ends at 40 s
     assert not control.should_training_stop
     cap.on_step_end(None, None, control)  # 45 s in, a 25 s step: the next would end at 70 s
     assert control.should_training_stop and cap.stopped
+
+    cap, control = capped([0.0, 28.0, 36.0])
+    cap.on_step_end(None, None, control)  # 28 s in, a 28 s step: the next ends at 56 s
+    assert not control.should_training_stop
+    cap.on_step_end(None, None, control)  # 36 s in, an 8 s step, but the longest took 28 s: 64 s
+    assert control.should_training_stop
 
 
 def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):

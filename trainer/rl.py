@@ -25,8 +25,8 @@ share of groups with no reward variance), OUT/log_history.json (the same, per st
 and OUT/curves.png (reward and held-out pass@1), OUT/coedit.json (the full config); the final
 model (merged, when LoRA) in OUT/final and, when --init is an SFT adapter (or its GGUF), OUT/adapter:
 SFT's and RL's LoRA stacked into one adapter over the preset's base (`trainer export --lora
-OUT/adapter` ships it). `--max-minutes` stops before a step that, as long as the last, would pass the
-cap (a lent GPU's call has a hard limit); the run is saved as at its last step.
+OUT/adapter` ships it). `--max-minutes` stops before a step that, as long as the longest so far,
+would pass the cap (a lent GPU's call has a hard limit); the run is saved as at its last step.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class RLRun:
     group: int = 4  # G: rollouts of the same task
     tasks_per_step: int = 2  # groups per optimizer step (per process)
     max_steps: int = 50  # 0: build and probe the tasks, then stop
-    max_minutes: float = 0.0  # stop before a step as long as the last would pass this many minutes (0: no cap)
+    max_minutes: float = 0.0  # stop before a step as long as the longest yet would pass this (0: no cap)
     lr: float = 1e-5
     beta: float = 0.01  # KL to the starting model
     epsilon: float = 0.2  # clip

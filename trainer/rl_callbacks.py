@@ -71,23 +71,26 @@ def time_cap(run):
     from transformers import TrainerCallback
 
     class TimeCap(TrainerCallback):
-        """Stop once another step, as long as the last one, would end past --max-minutes of training:
-        a lent GPU's call has a hard limit and the run must save before it, so a step that would
-        cross the cap is not begun (the first step always runs). Every process takes the decision
-        of the slowest, so that none waits in a collective the others have left."""
+        """Stop once another step, as long as the longest so far, would end past --max-minutes of
+        training: a lent GPU's call has a hard limit and the run must save before it, so a step that
+        might cross the cap is not begun (the first step always runs). The longest, not the last:
+        step times vary several-fold with the tasks drawn, and rl11's 23rd step took 75 s after a
+        14 s one, ending 16 s before its call's limit. Every process takes the decision of the
+        slowest, so that none waits in a collective the others have left."""
         trainer = None
         stopped = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t0 = self.last_end = time.time()
+            self.longest = 0.0
 
         def on_step_end(self, args, state, control, **kwargs):
             if not run.max_minutes:
                 return
             import torch
             now = time.time()
-            step, self.last_end = now - self.last_end, now
-            over = torch.tensor([float(now - self.t0 + step > 60 * run.max_minutes)],
+            self.longest, self.last_end = max(self.longest, now - self.last_end), now
+            over = torch.tensor([float(now - self.t0 + self.longest > 60 * run.max_minutes)],
                                 device=self.trainer.accelerator.device)
             if self.trainer.accelerator.reduce(over, "max").item() > 0:
                 control.should_training_stop = self.stopped = True

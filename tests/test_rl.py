@@ -18,7 +18,7 @@ from dsl import Episode, Task, new_conversation, write_tasks  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
 from trainer.audit import audit  # noqa: E402
 from trainer.rl import RLRun, train  # noqa: E402
-from trainer.rollout import rollout, token_advantages, turn_advantages  # noqa: E402
+from trainer.rollout import episode_advantages, rollout, token_advantages, turn_advantages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ADD = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0\nassert add(3, 4) == 7")
@@ -100,6 +100,30 @@ def test_turn_advantages_normalise_per_turn_over_the_group():
     assert rows == [[0.5, 0.5, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0]]
 
 
+def test_episode_advantages_give_every_turn_its_episodes_normalised_return():
+    """Outcome GRPO: a solved 3-turn episode's first turn is pushed up, though per-turn normalisation
+    (the paper's) pushes it down for the zero-reward turns after it; unsolved ones are pushed down."""
+    group = [[0.0, 0.0, 1.0], [0.0, 0.0, -0.5], [0.0, -0.5], [0.0, 0.0, 0.0]]
+    returns = [1.0, -0.5, -0.5, 0.0]
+    mean = sum(returns) / 4
+    std = (sum((r - mean) ** 2 for r in returns) / 4) ** 0.5
+    got = episode_advantages(group)
+    assert got == [pytest.approx([(r - mean) / (std + 1e-4)] * len(rs)) for r, rs in zip(returns, group)]
+    assert got[0][0] > 0 > got[1][0] and got[1][0] == got[2][0]
+    assert episode_advantages([[0.0, -0.5], [-0.5]]) == [[0.0, 0.0], [0.0]]  # equal returns: no signal
+    assert episode_advantages([]) == []
+
+
+def test_rl_with_episode_advantages_uses_them_and_records_the_choice(tiny_sft, rl_tasks_file, tmp_path, monkeypatch):
+    import trainer.rollout
+    calls = []
+    real = trainer.rollout.ADVANTAGES["episode"]
+    monkeypatch.setitem(trainer.rollout.ADVANTAGES, "episode", lambda group, **kw: calls.append(group) or real(group, **kw))
+    final = train(_run(tiny_sft, rl_tasks_file, tmp_path, max_steps=1, advantage="episode"))
+    assert len(calls) == 1 and len(calls[0]) == 2  # the step's one group of 2 episodes
+    assert json.loads((final / "coedit.json").read_text())["run"]["advantage"] == "episode"
+
+
 def test_audit_flags_gaming_not_fixing():
     tests = "assert f(3) == 9\nassert f(5) == 25"
     assert audit("def f(x):\n    return x * 3", "def f(x):\n    return x * x", tests) == []
@@ -145,11 +169,11 @@ def test_one_grpo_step_changes_the_weights_when_its_group_rewards_differ(tiny_sf
     alone; one with differences must change them. Which a seed gives depends on the CPU's floating
     point, so seeds are tried until one gives differences, each step checked either way. The real
     `turn_advantages` runs; the test only records what it was given."""
-    import trainer.rl
+    import trainer.rollout
     from transformers import AutoModelForCausalLM
     groups: list[list[list[float]]] = []
-    real = trainer.rl.turn_advantages
-    monkeypatch.setattr(trainer.rl, "turn_advantages", lambda group, **kw: groups.append(group) or real(group, **kw))
+    real = trainer.rollout.ADVANTAGES["turn"]
+    monkeypatch.setitem(trainer.rollout.ADVANTAGES, "turn", lambda group, **kw: groups.append(group) or real(group, **kw))
     before = AutoModelForCausalLM.from_pretrained(tiny_sft).state_dict()
     for seed in range(4):
         out = tmp_path / f"seed{seed}"
@@ -338,3 +362,9 @@ def test_rl_from_an_adapter_writes_the_stacked_adapter(sft_adapter, rl_tasks_fil
     card = model_card(tmp_path / "rl", tmp_path / "card", [], [])  # what `export --lora` would write
     assert f"`python -m trainer rl --preset {GPU_PRESET} --init {adapter} --base {base}" in card
     assert "| RL | GRPO, 2 tasks, 1 steps, 2 episodes, lr 0.001," in card
+
+
+def test_rl_refuses_an_unknown_advantage_rule_before_loading_anything(capsys):
+    from trainer.rl import main
+    assert main(["--advantage", "sequence"]) == 2
+    assert "--advantage must be turn or episode" in capsys.readouterr().err

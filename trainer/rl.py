@@ -14,9 +14,10 @@ EXIT or the turn cap; token ids are appended turn by turn with an environment ma
 0). With `--batch-rows N` a step's episodes are decoded N at a time, one forward pass per token
 for all of them (`trainer/lockstep.py`; meant for a GPU: on the CPU, one at a time, the default,
 is as fast). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in
-tests passing); advantages are normalised per turn over each group (`turn_advantages`), shaped
-(batch, tokens). Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones
-lose the solve reward and are counted (`episode/hacks`).
+tests passing); advantages are normalised per turn over each group (`turn_advantages`, the
+paper's; `--advantage episode`: each episode's normalised return on all its turns), shaped (batch,
+tokens). Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones lose
+the solve reward and are counted (`episode/hacks`).
 
 Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and
 kept only if the starting model solves them sometimes over a probe group (`trainer/rl_tasks.py`).
@@ -47,7 +48,7 @@ from .presets import LORA, PRESETS
 from .rl_callbacks import heldout_callback, time_cap
 from .rl_tasks import candidates, probe
 from .lockstep import rollouts
-from .rollout import token_advantages, turn_advantages
+from .rollout import ADVANTAGES, token_advantages
 
 
 @dataclass
@@ -79,6 +80,7 @@ class RLRun:
     max_new_tokens: int = 64  # per reply
     context: int = 2048  # token budget of a whole episode
     reward: str = "paper"  # paper | partial
+    advantage: str = "turn"  # turn (per-turn normalisation, the paper's) | episode (normalised return)
     # episodes decoded together (trainer/lockstep.py): one forward pass per token for up to this
     # many, the same episodes up to each row's own random stream. 0, one at a time: on the 2-core CPU
     # lockstep measured no faster (bench/rollout_speed.py) and held more memory; meant for a GPU
@@ -235,7 +237,7 @@ def episode_reward(prompts, completions, turn_rewards, **_) -> list[float]:
     return [float(sum(r)) for r in turn_rewards]
 
 
-def _trainer_class():
+def _trainer_class(advantage: str):
     import torch
     from accelerate.utils import gather_object
     from trl import GRPOTrainer
@@ -247,7 +249,8 @@ def _trainer_class():
             out = super()._generate_and_score_completions(inputs)
             everyone = gather_object([x["turn_rewards"] for x in inputs])  # groups may span processes
             g = self.num_generations
-            adv = [a for i in range(0, len(everyone), g) for a in turn_advantages(everyone[i:i + g])]
+            per_group = ADVANTAGES[advantage]
+            adv = [a for i in range(0, len(everyone), g) for a in per_group(everyone[i:i + g])]
             start = self.accelerator.process_index * len(inputs)
             rows = token_advantages([x["turn_spans"] for x in inputs], adv[start:start + len(inputs)],
                                     out["completion_ids"].size(1))
@@ -314,7 +317,7 @@ def train(run: RLRun) -> Path:
     by_id = {t.id: t for t in tasks}
     callback = heldout_callback(run, chat, verifier, out / "curves.json")
     cap = time_cap(run)
-    trainer = _trainer_class()(
+    trainer = _trainer_class(run.advantage)(
         model=model, reward_funcs=[episode_reward], args=args, processing_class=tok,
         train_dataset=Dataset.from_list([{"prompt": t.id} for t in tasks]),
         rollout_func=make_rollout_func(run, by_id, chat, verifier), callbacks=[callback, cap],
@@ -355,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if run.reward not in ("paper", "partial"):
         print("--reward must be paper or partial", file=sys.stderr)
+        return 2
+    if run.advantage not in ("turn", "episode"):
+        print("--advantage must be turn or episode", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

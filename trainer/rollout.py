@@ -22,7 +22,14 @@ supervision form of DeepSeekMath's GRPO): the per-turn rewards of all rollouts i
 normalised together, r~ = (r - mean) / (std + eps), and a turn's tokens get the sum of the
 normalised rewards from that turn to the end of its episode. A group whose turn rewards are all
 equal gets zero advantages; one whose episodes have equal returns can still rank turns within them
-(e.g. the turn that failed to EXIT is pushed down).
+(e.g. the turn that failed to EXIT is pushed down). Its catch: a turn's advantage also counts the
+turns after it, each (0 - mean) / std when the turn scores 0, so it grows or shrinks with the
+episode's length, whatever the episode's outcome (`bench/advantage_signs.py` measures how often
+that turns the sign against the outcome).
+
+`episode_advantages(group)` is outcome GRPO (`--advantage episode`): each episode's return,
+normalised over its group, on every one of its turns, so that a turn is pushed up exactly when
+its episode did better than the group's mean.
 """
 from __future__ import annotations
 
@@ -123,6 +130,21 @@ def turn_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[fl
             to_go.append(acc)
         out.append(to_go[::-1])
     return out
+
+
+def episode_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[float]]:
+    """Per-turn advantages for one group: every turn gets its episode's normalised return."""
+    returns = [sum(rewards) for rewards in group]
+    if not returns:
+        return []
+    mean = sum(returns) / len(returns)
+    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
+    if std < 1e-8:
+        return [[0.0] * len(rewards) for rewards in group]
+    return [[(ret - mean) / (std + eps)] * len(rewards) for ret, rewards in zip(returns, group)]
+
+
+ADVANTAGES = {"turn": turn_advantages, "episode": episode_advantages}
 
 
 def token_advantages(rollouts_spans: list[list[tuple[int, int]]], advantages: list[list[float]],

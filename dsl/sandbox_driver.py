@@ -131,15 +131,7 @@ class Spare:
                         break
                 except ChildProcessError:
                     break
-            for name in os.listdir("/tmp"):
-                path = os.path.join("/tmp", name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+            empty_dir("/tmp")
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
@@ -220,6 +212,37 @@ def collect(pid, out_r, done_r, res_fd, start, limits, nonce):
 PRELOAD = ("re", "math", "cmath", "collections", "heapq", "itertools", "functools", "operator",
            "bisect", "copy", "string", "array", "datetime", "typing", "statistics", "fractions",
            "decimal", "random")
+
+
+def empty_dir(root):
+    """Delete what `root` holds, except mount points and what lies under them: the read-only paths
+    that bubblewrap binds in when the interpreter or the checkout lives under /tmp. rmtree walked
+    all of those (a whole virtualenv) after every run, deleting nothing: 30x slower runs. Iterative,
+    so that a run's deeply nested directories cannot exhaust the recursion limit."""
+    stack = [(os.path.join(root, name), False) for name in _names(root)]
+    while stack:
+        path, emptied = stack.pop()
+        if emptied:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        elif os.path.isdir(path) and not os.path.islink(path):
+            if not os.path.ismount(path):
+                stack.append((path, True))
+                stack.extend((os.path.join(path, name), False) for name in _names(path))
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _names(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _owns_namespace():

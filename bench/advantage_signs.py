@@ -44,14 +44,17 @@ def groups_of(run: dict, max_turns: int, verifier: Verifier) -> list[list[list[f
     return groups
 
 
+def returns_differ(group: list[list[float]]) -> bool:
+    returns = [sum(rs) for rs in group]
+    return max(returns) - min(returns) > 1e-9
+
+
 def tally(groups: list[list[list[float]]], rule: str) -> dict:
     turns = against = 0
     solved, unsolved = [], []  # advantages of the turns of solved / unsolved episodes
-    for group in groups:
+    for group in filter(returns_differ, groups):  # equal returns: the outcome ranks nothing
         returns = [sum(rs) for rs in group]
         mean = sum(returns) / len(returns)
-        if max(returns) - min(returns) < 1e-9:
-            continue  # equal returns: the outcome ranks nothing (the turn rule may still move turns)
         for rs, ret, adv in zip(group, returns, ADVANTAGES[rule](group)):
             (solved if max(rs) > 0 else unsolved).extend(adv)
             turns += len(adv)
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         groups = groups_of(run, max_turns, verifier)
     finally:
         verifier.close()
-    ranked = sum(max(map(sum, g)) - min(map(sum, g)) > 1e-9 for g in groups)
+    ranked = sum(map(returns_differ, groups))
     print(f"{len(groups)} groups of {run['k']} episodes at {max_turns} turns; {ranked} with returns that differ\n")
     print("| rule | turns | pushed against their episode's outcome | mean advantage, solved episodes' turns | unsolved |")
     print("|---|---|---|---|---|")

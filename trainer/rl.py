@@ -359,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     if run.reward not in ("paper", "partial"):
         print("--reward must be paper or partial", file=sys.stderr)
         return 2
-    if run.advantage not in ("turn", "episode"):
-        print("--advantage must be turn or episode", file=sys.stderr)
+    if run.advantage not in ADVANTAGES:
+        print(f"--advantage must be {' or '.join(ADVANTAGES)}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

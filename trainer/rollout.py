@@ -112,20 +112,25 @@ def rollout(task: Task, sampler, *, verifier: Verifier | None = None, max_turns:
     return rec
 
 
+def _normalised(values: list[float], eps: float) -> list[float]:
+    """(v - mean) / (std + eps) over `values`; all zeros when they are all equal (no signal)."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    if std < 1e-8:
+        return [0.0] * len(values)
+    return [(v - mean) / (std + eps) for v in values]
+
+
 def turn_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[float]]:
     """Per-turn advantages for one group (each item: a rollout's per-turn rewards)."""
     flat = [r for rewards in group for r in rewards]
     if not flat:
         return [[] for _ in group]
-    mean = sum(flat) / len(flat)
-    std = math.sqrt(sum((r - mean) ** 2 for r in flat) / len(flat))
-    if std < 1e-8:
-        return [[0.0] * len(rewards) for rewards in group]
+    norm = iter(_normalised(flat, eps))
     out = []
     for rewards in group:
-        norm = [(r - mean) / (std + eps) for r in rewards]
         to_go, acc = [], 0.0
-        for r in reversed(norm):
+        for r in reversed([next(norm) for _ in rewards]):
             acc += r
             to_go.append(acc)
         out.append(to_go[::-1])
@@ -134,14 +139,10 @@ def turn_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[fl
 
 def episode_advantages(group: list[list[float]], eps: float = 1e-4) -> list[list[float]]:
     """Per-turn advantages for one group: every turn gets its episode's normalised return."""
-    returns = [sum(rewards) for rewards in group]
-    if not returns:
+    if not group:
         return []
-    mean = sum(returns) / len(returns)
-    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
-    if std < 1e-8:
-        return [[0.0] * len(rewards) for rewards in group]
-    return [[(ret - mean) / (std + eps)] * len(rewards) for ret, rewards in zip(returns, group)]
+    returns = _normalised([sum(rewards) for rewards in group], eps)
+    return [[ret] * len(rewards) for ret, rewards in zip(returns, group)]
 
 
 ADVANTAGES = {"turn": turn_advantages, "episode": episode_advantages}

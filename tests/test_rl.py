@@ -275,9 +275,11 @@ def test_time_cap_stops_when_a_step_as_long_as_the_longest_would_end_past_the_ca
 
 def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):
     """`--init models/default/coedit.gguf`: the exported LoRA read back over SmolLM2's pip base is
-    the model the server serves (llama.cpp, same GGUFs): same greedy command on an MBPP task. A
-    preset whose base is not the adapter's is a clear error."""
-    from dsl import Command, load_mbpp, parse
+    the model the server serves (llama.cpp, same GGUFs): each token of the greedy command on a
+    buggy function is as likely under both, within 0.25 nats (measured here: 0.04 at most). The
+    texts are not compared: which token wins a near tie is the CPU's floating point, and llama.cpp's
+    differs across CPU kinds. A preset whose base is not the adapter's is a clear error."""
+    from dsl import Command, parse
     from server.backends import LlamaCppBackend, ModelError, TransformersBackend
     from trainer.rl import load_policy
     shipped = ROOT / "models" / "default" / "coedit.gguf"
@@ -286,10 +288,14 @@ def test_rl_starts_from_the_shipped_gguf_adapter(tmp_path):
     lora_a = next(t for t in gguf.GGUFReader(str(shipped)).tensors if t.name.endswith(".lora_a"))
     rank = min(int(d) for d in lora_a.shape)  # the file's own rank (the shipped SFT+RL adapter: 16 + 16)
     assert json.loads((tmp_path / "init-adapter" / "adapter_config.json").read_text())["r"] == rank
-    task = load_mbpp(["test"])[3]
+    task = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0")
     msgs = new_conversation(task, Episode(task).reset())
-    hf = TransformersBackend.from_model(policy.eval(), tok, chat)(msgs)
-    assert hf == LlamaCppBackend(shipped)(msgs) and isinstance(parse(hf), Command)
+    torch_side, llama_side = TransformersBackend.from_model(policy.eval(), tok, chat), LlamaCppBackend(shipped)
+    replies = [torch_side(msgs), llama_side(msgs)]
+    assert all(isinstance(parse(r), Command) for r in replies), replies
+    for reply in replies:
+        [a], [b] = torch_side.score(msgs, [reply]), llama_side.score(msgs, [reply])
+        assert len(a) == len(b) > 2 and max(abs(x - y) for x, y in zip(a, b)) < 0.25, (reply, a, b)
     with pytest.raises(ModelError, match="not over preset"):
         load_policy(RLRun(preset=GPU_PRESET, init=str(shipped), out=str(tmp_path / "other")))
 

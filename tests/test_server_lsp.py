@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,6 +157,38 @@ async def test_cancel_mid_run_applies_nothing_scripted_policy(client):
     await wait_for(lambda: ended(client))
     assert client.applied == [] and "Cancelled" in ended(client)[0].message
     assert (client.root / "pkg" / "calc.py").read_text() == BUGGY
+
+
+def model_pids(client: LanguageClient) -> list[int]:
+    """The model processes the server started, in order ("model loaded (process N)" reports)."""
+    return [int(m.group(1)) for rs in client.progress_reports.values() for r in rs
+            if isinstance(r, types.WorkDoneProgressReport) and (m := re.search(r"process (\d+)", r.message or ""))]
+
+
+@pytest.mark.asyncio
+async def test_a_model_process_killed_mid_fix_is_an_error_message_and_the_next_fix_works_scripted_policy(client):
+    """A real SIGSEGV to the model's process in the middle of a fix: the server answers at once,
+    the user is told, nothing is applied, and the next Fix starts a new process and fixes."""
+    (client.root / "script.txt").write_text(SLOW)
+    uri = open_doc(client, "pkg/calc.py")
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(command="coedit.fix", arguments=[uri, 2]))
+    await wait_for(lambda: any(isinstance(r, types.WorkDoneProgressReport) and "turn 1" in (r.message or "")
+                               for rs in client.progress_reports.values() for r in rs))
+    [pid] = model_pids(client)
+    os.kill(pid, signal.SIGSEGV)
+    t0 = time.monotonic()
+    actions = await code_actions(client, uri, 2)
+    assert time.monotonic() - t0 < 1.0 and actions  # the server answers at once
+    await wait_for(lambda: ended(client))
+    message = ended(client)[0].message
+    assert "The model process crashed (SIGSEGV)" in message and "nothing was changed" in message, message
+    assert any("crashed (SIGSEGV)" in m.message for m in client.messages)  # shown to the user
+    assert client.applied == [] and (client.root / "pkg" / "calc.py").read_text() == BUGGY
+    (client.root / "script.txt").write_text(FIX)
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(command="coedit.fix", arguments=[uri, 2]))
+    await wait_for(lambda: len(ended(client)) == 2)
+    assert "Fixed add" in ended(client)[1].message and len(client.applied) == 1
+    assert len(set(model_pids(client))) == 2  # a new process
 
 
 @pytest.mark.asyncio

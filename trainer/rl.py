@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dsl import Verifier, load_tasks, write_tasks
-from server.backends import ModelError, TransformersBackend, _chat_of
+from server.backends import ModelError, TransformersBackend
+from server.model_files import chat_of
 from server.sampling import MIN_P, TOP_P, checked_cutoffs
 from server.tokens import CHATML, FORMATS
 
@@ -113,7 +114,7 @@ def load_policy(run: RLRun):
                          "(`python -m trainer sft --out DIR` writes DIR/final, and DIR/adapter for LoRA presets)")
     tok = AutoTokenizer.from_pretrained(init)
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    return model, tok, FORMATS.get(_chat_of(init), CHATML)
+    return model, tok, FORMATS.get(chat_of(init), CHATML)
 
 
 def _init_is_adapter(run: RLRun) -> bool:

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from dsl import Episode, Task, new_conversation, write_tasks  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
-from trainer.audit import audit  # noqa: E402
+from dsl.audit import audit  # noqa: E402
 from trainer.rl import RLRun, train  # noqa: E402
 from trainer.rollout import episode_advantages, rollout, token_advantages, turn_advantages  # noqa: E402
 

@@ -16,7 +16,7 @@ for all of them (`trainer/lockstep.py`; meant for a GPU: on the CPU, one at a ti
 is as fast). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in
 tests passing); advantages are normalised per turn over each group (`turn_advantages`, the
 paper's; `--advantage episode`: each episode's normalised return on all its turns), shaped (batch,
-tokens). Solved episodes are audited for reward hacking (`trainer/audit.py`); flagged ones lose
+tokens). Solved episodes are audited for reward hacking (`dsl/audit.py`); flagged ones lose
 the solve reward and are counted (`episode/hacks`).
 
 Tasks: `--tasks FILE` (dsl task format), or built from MBPP train + validation with 2-5 edits and

@@ -15,7 +15,7 @@ scored as ending without EXIT. A reply cut off at `max_new_tokens` gets its stop
 with mask 0 — the model did not sample it, so it is not trained on.
 
 Rewards are the episode's per-turn rewards (`dsl/episode.py`). A solved episode that the audit
-(`trainer/audit.py`) flags as gaming the tests loses its solve reward.
+(`dsl/audit.py`) flags as gaming the tests loses its solve reward.
 
 `turn_advantages(group)` is GRPO with per-turn reward normalisation (the paper's RL; the process-
 supervision form of DeepSeekMath's GRPO): the per-turn rewards of all rollouts in a group are
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from dsl import Task, Verifier, lines_in_view
 from dsl.episode import NO_EXIT_PENALTY, SOLVE_REWARD, run_episode
 
-from .audit import audit
+from dsl.audit import audit
 
 
 @dataclass

@@ -12,8 +12,9 @@ stumble on, leave marks in the code that the starting (buggy) program did not ha
                         special-casing the test inputs
 
 `audit(start, final, tests)` returns the names of the patterns that `final` adds; an empty list
-means nothing suspicious. It is a heuristic over the AST, so it flags, it does not prove; RL
-takes the solve reward away from flagged episodes and counts them (`trainer/rl.py`).
+means nothing suspicious. It is a heuristic over the AST, so it flags, it does not prove. The
+repair engine (`dsl/repair.py`) never offers a flagged fix; RL takes the solve reward away from
+flagged episodes and counts them (`trainer/rl.py`).
 """
 from __future__ import annotations
 

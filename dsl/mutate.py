@@ -1,0 +1,376 @@
+"""Single-line mutations of code: the edit search's candidates, each one `dsl` command.
+
+`mutations(code, lines, hints)` lists the edits of the given lines (1-based, in that order), each
+a `Mutation(command, operator, line)` whose command is what a person would type (REPW/REPL/DELL/
+ADDL). Every candidate is compiled and deduplicated by AST before it is offered, so no test run
+is spent on code that does not compile or on a program already tried (`Candidates`).
+
+The operator families (names used in traces and benches), after the fix kinds that established
+repair tools use (TBar's templates, PraPR's mutators, GenProg's statement edits) and the one-line
+bug kinds ManySStuBs4J counts most often (changed identifier, wrong function name, changed
+literal, changed operator, swapped arguments, more/less specific condition):
+
+    undefined_name  a name the tests' error calls undefined -> the closest known name (a misspelling)
+    missing_import  a stdlib module or name the error calls undefined -> an import at line 1
+    attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
+    compare         < <= > >= == != swapped; `is`/`is not`, `in`/`not in` negated
+    binop           arithmetic (+ - * / // % **) and bitwise (& | ^ << >>) swapped within their group
+    augassign       the same for `+=`, `-=`, ...
+    boolop          and <-> or
+    not             `not` removed from, or put in front of, a condition; a unary minus removed
+    constant        an integer +1, -1, 0 <-> 1, negated; True <-> False; [] <-> [[]]
+    bounds          off by one: range()/slice/subscript bounds, len(x), name arguments +1 / -1
+    call            two arguments swapped; f(x) -> x; a builtin or method swapped within its family
+    operand         a - b -> b - a (non-commutative operators); a + b -> a or b
+    name            a name swapped for another name the code uses; an attribute for another attribute
+    statement       a line deleted, duplicated; `x` -> `return x`; a missing `return name` added
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import warnings
+from dataclasses import dataclass, field
+
+from .commands import Command, line_edit
+from .state import EditorState
+
+BINOP_GROUPS = [{ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+                 ast.Pow: "**"},
+                {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}]
+BINOP_TEXT = {k: v for g in BINOP_GROUPS for k, v in g.items()}
+COMPARE_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+NEGATED = {ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
+NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift, ast.RShift, ast.Add)
+FAMILIES = [("min", "max"), ("any", "all"), ("append", "extend"), ("sorted", "reversed"), ("int", "float", "round"),
+            ("lower", "upper"), ("isupper", "islower"), ("startswith", "endswith"), ("find", "rfind"),
+            ("index", "rindex"), ("keys", "values", "items"), ("sum", "len"), ("remove", "discard"),
+            ("isdigit", "isalpha", "isalnum"), ("strip", "lstrip", "rstrip"), ("split", "rsplit"),
+            ("floor", "ceil"), ("heappush", "heappop"), ("insert", "append"), ("pop", "popleft"),
+            ("union", "intersection", "difference"), ("add", "update")]
+STDLIB_MODULES = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "bisect", "string",
+                  "sys", "copy", "random", "statistics", "datetime", "cmath", "array", "fractions", "decimal")
+# names a missing `from M import name` most often brought into an MBPP-style program
+STDLIB_NAMES = {"Counter": "collections", "defaultdict": "collections", "deque": "collections",
+                "OrderedDict": "collections", "namedtuple": "collections", "reduce": "functools",
+                "lru_cache": "functools", "cmp_to_key": "functools", "combinations": "itertools",
+                "permutations": "itertools", "product": "itertools", "groupby": "itertools", "chain": "itertools",
+                "accumulate": "itertools", "combinations_with_replacement": "itertools", "heappush": "heapq",
+                "heappop": "heapq", "heapify": "heapq", "nlargest": "heapq", "nsmallest": "heapq",
+                "bisect_left": "bisect", "bisect_right": "bisect", "sqrt": "math", "floor": "math", "ceil": "math",
+                "gcd": "math", "pi": "math", "log": "math", "factorial": "math", "itemgetter": "operator",
+                "ascii_lowercase": "string", "ascii_uppercase": "string", "maxsize": "sys", "inf": "math"}
+TYPE_ATTRS = {t.__name__: [a for a in dir(t) if not a.startswith("_")] for t in (str, list, dict, set, tuple, int, float)}
+
+
+@dataclass(frozen=True)
+class Mutation:
+    command: Command
+    operator: str
+    line: int
+
+    def __str__(self) -> str:
+        return str(self.command)
+
+
+@dataclass
+class Hints:
+    """What the tests' feedback says, for the targeted operators."""
+    undefined: set[str] = field(default_factory=set)  # NameError names
+    missing_attrs: list[tuple[str, str]] = field(default_factory=list)  # (type name, attribute) of AttributeErrors
+
+
+def hints_from_feedback(text: str) -> Hints:
+    import re
+    h = Hints()
+    h.undefined |= set(re.findall(r"name '([A-Za-z_]\w*)' is not defined", text))
+    h.missing_attrs += re.findall(r"'(\w+)' object has no attribute '([A-Za-z_]\w*)'", text)
+    return h
+
+
+class Candidates:
+    """Dedup and compile gate: `fresh(code)` is True once for each new program that compiles."""
+
+    def __init__(self, *seen_code: str) -> None:
+        self.seen: set[str] = set()
+        for code in seen_code:
+            self.fresh(code)
+
+    def fresh(self, code: str) -> bool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                key = ast.dump(ast.parse(code))
+                compile(code, "<candidate>", "exec")
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                return False
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def _parse(code: str) -> ast.Module | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+
+def _swap(line: str, a: int, b: int, new: str) -> str:
+    """`line` with UTF-8 byte columns a..b (ast's offsets) replaced by `new`."""
+    raw = line.encode()
+    return (raw[:a] + new.encode() + raw[b:]).decode()
+
+
+def _seg(line: str, node: ast.AST) -> str:
+    return line.encode()[node.col_offset:node.end_col_offset].decode()
+
+
+def _gap_swap(line: str, left: ast.AST, right: ast.AST, old: str, new: str) -> str | None:
+    """Replace the operator `old` found between two single-line nodes by `new`."""
+    raw = line.encode()
+    gap = raw[left.end_col_offset:right.col_offset].decode()
+    core = gap.strip(" ()")
+    if core != old:
+        return None
+    return _swap(line, left.end_col_offset, right.col_offset, gap.replace(old, new, 1))
+
+
+def _names(tree: ast.Module) -> tuple[list[str], list[str]]:
+    """(names the code binds or reads, attributes it uses), sorted; builtins read are included."""
+    names, attrs = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute):
+            attrs.add(node.attr)
+    return sorted(names), sorted(attrs)
+
+
+def _on_line(tree: ast.Module, n: int) -> list[ast.AST]:
+    """Nodes that start and end on line n, outermost first."""
+    return [node for node in ast.walk(tree)
+            if getattr(node, "lineno", None) == n and getattr(node, "end_lineno", None) == n]
+
+
+def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: list[str]):
+    """(operator, new line) for the token-level families on one line."""
+    for node in nodes:
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            for op, left, right in zip(node.ops, parts, parts[1:]):
+                if type(op) in COMPARE_TEXT:
+                    for new in COMPARE_TEXT.values():
+                        if new != COMPARE_TEXT[type(op)] and (out := _gap_swap(line, left, right, COMPARE_TEXT[type(op)], new)):
+                            yield "compare", out
+                elif type(op) in NEGATED and (out := _gap_swap(line, left, right, *NEGATED[type(op)])):
+                    yield "compare", out
+        elif isinstance(node, ast.BinOp):
+            group = next(g for g in BINOP_GROUPS if type(node.op) in g)
+            for new in group.values():
+                if new != group[type(node.op)] and (out := _gap_swap(line, node.left, node.right, group[type(node.op)], new)):
+                    yield "binop", out
+            if isinstance(node.op, NON_COMMUTATIVE):
+                sym = BINOP_TEXT[type(node.op)]
+                yield "operand", _swap(line, node.col_offset, node.end_col_offset,
+                                       f"{_seg(line, node.right)} {sym} {_seg(line, node.left)}")
+            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.left))
+            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.right))
+        elif isinstance(node, ast.BoolOp):
+            old, new = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
+            for left, right in zip(node.values, node.values[1:]):
+                if out := _gap_swap(line, left, right, old, new):
+                    yield "boolop", out
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub, ast.Invert)):
+            yield "not", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.operand))
+        elif isinstance(node, ast.Constant):
+            yield from _constant_edits(line, node)
+        elif isinstance(node, ast.List) and not node.elts:
+            yield "constant", _swap(line, node.col_offset, node.end_col_offset, "[[]]")
+        elif isinstance(node, ast.Call):
+            yield from _call_edits(line, node)
+        elif isinstance(node, ast.Subscript):
+            yield from _bound_edits(line, [node.slice] if not isinstance(node.slice, ast.Tuple) else node.slice.elts)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            for new in names:
+                if new != node.id:
+                    yield "name", _swap(line, node.col_offset, node.end_col_offset, new)
+        elif isinstance(node, ast.Attribute):
+            end = node.end_col_offset
+            start = end - len(node.attr.encode())
+            for new in attrs:
+                if new != node.attr:
+                    yield "name", _swap(line, start, end, new)
+        elif isinstance(node, ast.AugAssign) and type(node.op) in BINOP_TEXT:
+            group = next(g for g in BINOP_GROUPS if type(node.op) in g)
+            for new in group.values():
+                if new != group[type(node.op)] and (
+                        out := _gap_swap(line, node.target, node.value, group[type(node.op)] + "=", new + "=")):
+                    yield "augassign", out
+
+
+def _constant_edits(line: str, node: ast.Constant):
+    v = node.value
+    if isinstance(v, bool):
+        yield "constant", _swap(line, node.col_offset, node.end_col_offset, str(not v))
+    elif isinstance(v, int) and _seg(line, node).isdigit():  # plain decimals: 0x10 or 1_000 stay as written
+        for new in dict.fromkeys([v + 1, v - 1, 1 - v if v in (0, 1) else -v]):
+            yield "constant", _swap(line, node.col_offset, node.end_col_offset, str(new))
+
+
+def _condition_edits(line: str, tree: ast.Module, n: int, names: list[str]):
+    """`not` put in front of an if/while/elif condition on line n; a constant condition (`while
+    True`) replaced by a name the code uses."""
+    for stmt in ast.walk(tree):
+        test = getattr(stmt, "test", None)
+        if not isinstance(stmt, (ast.If, ast.While)) or test is None or test.lineno != n or test.end_lineno != n:
+            continue
+        seg = _seg(line, test)
+        if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)):
+            atomic = isinstance(test, (ast.Name, ast.Call, ast.Attribute, ast.Subscript, ast.Constant))
+            yield "not", _swap(line, test.col_offset, test.end_col_offset, f"not {seg}" if atomic else f"not ({seg})")
+        if isinstance(test, ast.Constant):
+            for name in names:
+                yield "name", _swap(line, test.col_offset, test.end_col_offset, name)
+
+
+def _bound_edits(line: str, exprs: list[ast.AST]):
+    for e in exprs:
+        if isinstance(e, ast.Slice):
+            yield from _bound_edits(line, [x for x in (e.lower, e.upper) if x is not None])
+        elif e is not None and not isinstance(e, ast.Constant) and getattr(e, "lineno", 0) == getattr(e, "end_lineno", -1):
+            seg = _seg(line, e)
+            for d in ("+ 1", "- 1"):
+                yield "bounds", _swap(line, e.col_offset, e.end_col_offset, f"{seg} {d}")
+
+
+def _call_edits(line: str, node: ast.Call):
+    fname = node.func.id if isinstance(node.func, ast.Name) else node.func.attr if isinstance(node.func, ast.Attribute) else ""
+    args = [a for a in node.args if not isinstance(a, ast.Starred)]
+    if fname == "range" or fname == "len" or fname not in dir(builtins):
+        yield from _bound_edits(line, [a for a in args if fname == "range" or isinstance(a, ast.Name)])
+    if fname == "len":
+        for d in ("+ 1", "- 1"):
+            yield "bounds", _swap(line, node.col_offset, node.end_col_offset, f"{_seg(line, node)} {d}")
+    if fname == "range" and len(args) == 1:
+        yield "bounds", _swap(line, args[0].col_offset, args[0].end_col_offset, f"1, {_seg(line, args[0])}")
+    for i in range(len(args)):
+        for j in range(i + 1, len(args)):
+            a, b = args[i], args[j]
+            if a.end_col_offset <= b.col_offset:
+                raw = line.encode()
+                out = (raw[:a.col_offset] + raw[b.col_offset:b.end_col_offset] + raw[a.end_col_offset:b.col_offset]
+                       + raw[a.col_offset:a.end_col_offset] + raw[b.end_col_offset:]).decode()
+                yield "call", out
+    if len(node.args) == 1 and not node.keywords and not isinstance(node.args[0], ast.Starred):
+        yield "call", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.args[0]))
+    for family in FAMILIES:
+        if fname in family:
+            end = node.func.end_col_offset
+            for new in family:
+                if new != fname:
+                    yield "call", _swap(line, end - len(fname.encode()), end, new)
+
+
+def _targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):
+    for node in nodes:
+        if isinstance(node, ast.Name) and node.id in hints.undefined:
+            for new in difflib.get_close_matches(node.id, known, n=3, cutoff=0.6):
+                yield "undefined_name", _swap(line, node.col_offset, node.end_col_offset, new)
+        elif isinstance(node, ast.Attribute):
+            for kind, attr in hints.missing_attrs:
+                if node.attr == attr:
+                    end = node.end_col_offset
+                    for new in difflib.get_close_matches(attr, TYPE_ATTRS.get(kind, []), n=3, cutoff=0.6):
+                        yield "attribute_typo", _swap(line, end - len(attr.encode()), end, new)
+
+
+def _indent(text: str) -> str:
+    return text[: len(text) - len(text.lstrip())]
+
+
+def _statement_edits(state: EditorState, tree: ast.Module, n: int):
+    """(operator, command) for the line-level family on line n."""
+    line = state.lines[n - 1]
+    if not line.strip() or line.lstrip().startswith(("def ", "async def ", "class ", "@")):
+        return
+    yield "statement", Command("DELL", n)
+    stmt = next((s for s in ast.walk(tree) if isinstance(s, ast.stmt) and s.lineno == n), None)
+    if stmt is not None and stmt.end_lineno == n and not isinstance(stmt, (ast.If, ast.For, ast.While, ast.With,
+                                                                               ast.Try, ast.Return)):
+        yield "statement", Command("ADDL", n + 1, line)
+    if isinstance(stmt, ast.Expr) and stmt.end_lineno == n:
+        yield "statement", Command("REPL", n, f"{_indent(line)}return {line.strip()}")
+
+
+def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
+    """`return name` after the last line of a function that has no return, for its bound names."""
+    for fn in (f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        if any(isinstance(x, ast.Return) and x.value is not None for x in ast.walk(fn)):
+            continue
+        last = fn.body[-1]
+        if last.end_lineno not in lines and fn.lineno not in lines:
+            continue
+        indent = _indent(state.lines[fn.body[0].lineno - 1])
+        bound = [a.arg for a in fn.args.args] + sorted({t.id for x in ast.walk(fn) if isinstance(x, ast.Assign)
+                                                       for t in x.targets if isinstance(t, ast.Name)})
+        for name in dict.fromkeys(reversed(bound)):
+            yield last.end_lineno, Command("ADDL", last.end_lineno + 1, f"{indent}return {name}")
+
+
+def _imports(hints: Hints):
+    for name in sorted(hints.undefined):
+        if name in STDLIB_MODULES:
+            yield Command("ADDL", 1, f"import {name}")
+        elif name in STDLIB_NAMES:
+            yield Command("ADDL", 1, f"from {STDLIB_NAMES[name]} import {name}")
+
+
+def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = None,
+              order: tuple[str, ...] | None = None) -> list[Mutation]:
+    """Single-line edits of `code` at `lines` (all lines if None), line by line in the given order
+    and, within a line, by operator family in `order` (default `ORDER`). Not yet deduplicated or
+    compiled: `Candidates` does that as they are tried."""
+    state = EditorState.from_code(code)
+    tree = _parse(code)
+    hints = hints or Hints()
+    order = order or ORDER
+    lines = [n for n in (lines or range(1, len(state.lines) + 1)) if 1 <= n <= len(state.lines)]
+    out: list[Mutation] = [Mutation(c, "missing_import", 1) for c in _imports(hints)]
+    if tree is None:  # a syntax error: only line-level edits apply
+        for n in lines:
+            out += [Mutation(c, op, n) for op, c in _statement_edits(state, ast.Module([], []), n)]
+        return out
+    names, attrs = _names(tree)
+    known = sorted(set(names) | set(dir(builtins)) | set(STDLIB_MODULES))
+    returns = {}
+    for n, cmd in _missing_returns(state, tree, lines):
+        returns.setdefault(n, []).append(Mutation(cmd, "statement", n))
+    for n in lines:
+        line = state.lines[n - 1]
+        nodes = _on_line(tree, n)
+        by_op: dict[str, list[Mutation]] = {}
+        edits = [*_targeted_edits(line, nodes, known, hints), *_expression_edits(line, nodes, names, attrs),
+                 *_condition_edits(line, tree, n, names)]
+        for op, new in edits:
+            if new != line and "\n" not in new:
+                by_op.setdefault(op, []).append(Mutation(line_edit(n, line, new), op, n))
+        for op, cmd in _statement_edits(state, tree, n):
+            by_op.setdefault(op, []).append(Mutation(cmd, op, n))
+        by_op.setdefault("statement", []).extend(returns.get(n, []))
+        for op in order:
+            out += by_op.get(op, [])
+    return out
+
+
+# within a line, families with few candidates and frequent fixes first (bench/search_order.py)
+ORDER = ("undefined_name", "attribute_typo", "compare", "binop", "augassign", "boolop", "not", "constant",
+         "bounds", "call", "operand", "statement", "name")

@@ -1,0 +1,343 @@
+"""The repair engine: fault localization, edit search and the model's proposals under one budget.
+
+    result = repair(task, check, RepairConfig(runs=400, seconds=30), model=policy_or_None)
+
+Every path that fixes code runs this one driver: the language server's Fix, `coedit fix` and
+`trainer eval`, so every published number is what a user gets. Every proposal is a `dsl` command
+(or a chain of them) applied to an `EditorState` and judged by `check` (code -> VerifyResult: the
+sandboxed tests), counted against one test-run budget and one wall-clock budget.
+
+The schedule, cheap and deterministic first, the model interleaved:
+  1. the start code's run (1 test run); already passing -> done
+  2. localization (dsl/localize.py): each test alone on instrumented code, when `run_tests` is given
+  3. search: single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
+     up to `search_first` runs
+  4. model line proposals: for the top lines, `REPL k >>>` forced and N rewrites sampled
+  5. model episodes (`dsl.run_episode`, the one agent loop): the first greedy, from the furthest
+     state reached so far
+  6. the rest of the single edits, then two or more edits best-first: from states whose tests got
+     further (more passing; then failing by assertion rather than by error), their own edits
+  7. sampled episodes from the furthest state while budget lasts
+It stops at the first plausible fix (all tests pass) that the reward-hacking audit (dsl/audit.py)
+does not flag, then spends up to `polish_runs` undoing changed lines the fix does not need
+(the smallest diff wins). `proposers` restricts it: "search", "lines" (model line proposals),
+"episodes" (model episodes); "model" means both model ones.
+The model is any object with `__call__(messages, temperature=None) -> command` and, for line
+proposals, `complete(messages, prefix, n, temperature) -> [command]`; this module imports no ML.
+"""
+from __future__ import annotations
+
+import difflib
+import heapq
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from .audit import audit
+from .commands import Command, ParseError, edit_script, parse
+from .conversation import new_conversation
+from .episode import Trajectory, run_episode
+from .localize import rank, spectrum
+from .mutate import Candidates, Mutation, hints_from_feedback, mutations
+from .state import EditorState
+from .tasks import Task
+from .verifier import VerifyResult
+
+PROPOSERS = ("search", "lines", "episodes")
+TIERS = (("undefined_name", "attribute_typo", "missing_import", "compare", "binop", "augassign", "boolop", "not",
+          "constant"), ("bounds", "call", "operand", "statement"), ("name",))
+
+
+@dataclass
+class RepairConfig:
+    runs: int = 400  # test runs per fix (the start's run and localization's included)
+    seconds: float = 30.0  # wall clock per fix
+    proposers: tuple[str, ...] = PROPOSERS
+    search_first: int = 120  # single-edit runs before the model gets a turn
+    top_lines: int = 3  # lines the model rewrites (line proposals)
+    line_samples: int = 4  # rewrites per line
+    episodes: int = 4  # model episodes at most (the first greedy)
+    max_turns: int = 10
+    temperature: float = 0.7
+    depth: int = 3  # edits in a chain, at most (best-first search)
+    polish_runs: int = 20  # test runs spent shrinking a fix's diff
+    stop_at_fix: bool = True  # False: play every episode (trainer eval's pass@k of the model alone)
+
+
+@dataclass
+class RepairResult:
+    status: str  # fixed | not_fixed | already_passing | cancelled | invalid
+    code: str  # the fix (or the start code)
+    message: str
+    proposer: str = ""  # who found the fix: search | search·N (N edits) | model·line | model·episode
+    runs: int = 0
+    seconds: float = 0.0
+    commands: list[str] = field(default_factory=list)  # the fix as commands on the start code
+    first: VerifyResult | None = None
+    final: VerifyResult | None = None
+    tried: dict[str, int] = field(default_factory=dict)  # test runs per proposer
+    rejected: list[tuple[str, list[str]]] = field(default_factory=list)  # (proposer, audit flags)
+    ranking: list[tuple[int, float]] = field(default_factory=list)
+    episodes: list[Trajectory] = field(default_factory=list)
+    at: dict[str, float] = field(default_factory=dict)  # runs/seconds when the fix was found
+
+
+class _Stop(Exception):
+    """Budget spent, cancelled, or (stop_at_fix) a fix found: unwinds to `Repair.run`."""
+
+
+def fitness(r: VerifyResult) -> int:
+    """How far a state is from a fix: syntax error < error loading < each test passing counts 4,
+    each failing one that fails by assertion (the code ran) 1."""
+    if r.code_status == "syntax":
+        return 0
+    if r.code_status != "ok":
+        return 1
+    return 2 + 4 * r.tests_passed + sum(t.status == "fail" for t in r.tests)
+
+
+class Repair:
+    def __init__(self, task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig | None = None, *,
+                 model=None, run_tests: Callable[[str, str], VerifyResult] | None = None,
+                 on_event: Callable[[str], None] = lambda s: None, cancelled: Callable[[], bool] = lambda: False):
+        self.task, self._raw_check, self.cfg = task, check, cfg or RepairConfig()
+        unknown = set(self.cfg.proposers) - set(PROPOSERS)
+        if unknown:
+            raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
+        self.model, self.run_tests, self.on_event, self.cancelled = model, run_tests, on_event, cancelled
+        self.cache: dict[str, VerifyResult] = {}
+        self.runs, self.t0 = 0, time.monotonic()
+        self.tried: dict[str, int] = {}
+        self.frontier: list[tuple[int, int, str, tuple[str, ...], str]] = []  # (-fitness, order, code, commands, by)
+        self.best: tuple[int, str] = (-1, task.code)
+        self.fix: tuple[str, str, tuple[str, ...]] | None = None  # (code, proposer, commands)
+        self.rejected: list[tuple[str, list[str]]] = []
+        self.episodes: list[Trajectory] = []
+        self.at: dict[str, float] = {}
+        self.seen = Candidates(task.code)
+
+    # -- budget and checks -------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def over(self) -> bool:
+        return self.runs >= self.cfg.runs or self.elapsed() >= self.cfg.seconds or self.cancelled()
+
+    def check(self, code: str, proposer: str, commands: tuple[str, ...] = ()) -> VerifyResult:
+        if code in self.cache:
+            return self.cache[code]
+        if self.over() or (self.fix and self.cfg.stop_at_fix):
+            raise _Stop()
+        self.runs += 1
+        self.tried[proposer] = self.tried.get(proposer, 0) + 1
+        r = self.cache[code] = self._raw_check(code)
+        f = fitness(r)
+        if r.passed:
+            flags = audit(self.task.code, code, self.task.tests)
+            if flags:
+                self.rejected.append((proposer, flags))
+            elif self.fix is None:
+                self.fix = (code, proposer, commands)
+                self.at = {"runs": self.runs, "seconds": round(self.elapsed(), 2)}
+        elif f > self.start_fitness and len(commands) < self.cfg.depth:
+            heapq.heappush(self.frontier, (-f, self.runs, code, commands, proposer.split("·")[0]))
+        if f > self.best[0] and not r.passed:
+            self.best = (f, code)
+        if self.runs % 10 == 0:
+            self.on_event(f"{proposer.split('·')[0]} · {self.runs}/{self.cfg.runs} runs")
+        return r
+
+    # -- proposers -----------------------------------------------------------------------------
+    def _singles(self, code: str, order: list[int], result: VerifyResult):
+        hints = hints_from_feedback(result.feedback + "\n" + "\n".join(t.message for t in result.tests))
+        ms = mutations(code, order, hints)
+        for tier in TIERS:
+            yield from (m for m in ms if m.operator in tier)
+
+    def _try(self, code: str, m: Mutation, proposer: str, commands: tuple[str, ...]) -> None:
+        new = EditorState.from_code(code).apply(m.command)
+        if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
+            self.check(new.to_code(), proposer, commands + (str(m.command),))
+
+    def search_singles(self, limit: int) -> None:
+        stop_at = self.runs + limit
+        for m in self.singles:
+            if self.runs >= stop_at:
+                return
+            self._try(self.task.code, m, "search", ())
+
+    def search_chains(self) -> None:
+        """Best-first over states that got further, each expanded by its own single edits."""
+        while self.frontier:
+            _, _, code, commands, by = heapq.heappop(self.frontier)
+            r = self.cache[code]
+            h = hints_from_feedback(r.feedback)
+            order = [n for n, _ in rank(code, None, r, h.undefined)]
+            lines = order[: max(4, self.cfg.top_lines)] + [n for n, _ in self.ranking if n not in order[:4]]
+            name = f"search·{len(commands) + 1}" if by == "search" else "model+search"
+            for m in self._singles(code, lines, r):
+                self._try(code, m, name, commands)
+
+    def line_proposals(self) -> None:
+        if not hasattr(self.model, "complete"):
+            return
+        code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
+        r = self.cache[code]
+        messages = new_conversation(replace(self.task, code=code), EditorState.from_code(code).render(r.feedback))
+        for n, _ in self.ranking[: self.cfg.top_lines]:
+            if self.over():
+                raise _Stop()
+            self.on_event(f"model · line {n} · {self.cfg.line_samples} rewrites")
+            for text in dict.fromkeys(self.model.complete(messages, f"REPL {n} >>>", self.cfg.line_samples,
+                                                          self.cfg.temperature)):
+                cmd = parse(text)
+                if isinstance(cmd, ParseError):
+                    continue
+                new = EditorState.from_code(code).apply(cmd)
+                if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
+                    self.check(new.to_code(), "model·line", (str(cmd),))
+
+    def episode(self, i: int) -> None:
+        start = self.best[1] if self.best[0] > self.start_fitness else self.task.code
+        task = replace(self.task, code=start)
+        temperature = 0.0 if i == 0 else self.cfg.temperature
+
+        def policy(messages):
+            return self.model(messages, temperature=temperature)
+
+        def progress(turn, ep):
+            cmd = turn.text.strip().split(" >>>")[0][:40]
+            self.on_event(f"model · episode {i + 1} · turn {ep.turn} · {cmd} · {turn.tests_passed}/{turn.tests_total} tests pass")
+
+        def check(code):
+            return self.check(code, "model·episode")
+        try:
+            traj = run_episode(task, policy, check=check, max_turns=self.cfg.max_turns, stop_when_solved=True,
+                               on_turn=progress, should_stop=self.over)
+        except _Stop:
+            traj = None
+        if traj is not None:
+            self.episodes.append(traj)
+        if self.fix and self.cfg.stop_at_fix or self.over():
+            raise _Stop()
+
+    # -- the schedule ----------------------------------------------------------------------------
+    def run(self) -> RepairResult:
+        if hasattr(self._raw_check, "deadline"):
+            self._raw_check.deadline = self.t0 + self.cfg.seconds
+        first = self._raw_check(self.task.code)
+        if hasattr(self._raw_check, "learn"):
+            self._raw_check.learn(first)
+        self.runs, self.tried["start"] = 1, 1
+        self.cache[self.task.code] = first
+        if first.code_status == "invalid":
+            return self._result("invalid", first.feedback, first)
+        if first.passed:
+            return self._result("already_passing", "The tests already pass; nothing to fix.", first)
+        self.start_fitness = fitness(first)
+        self.best = (self.start_fitness, self.task.code)
+        spec = None
+        if self.run_tests is not None and {"search", "lines"} & set(self.cfg.proposers):
+            spec = spectrum(self.task.code, self.task.tests, self.run_tests, first)
+            self.runs += spec.test_runs if spec else 0
+            self.tried["localize"] = spec.test_runs if spec else 0
+        hints = hints_from_feedback(first.feedback + "\n" + "\n".join(t.message for t in first.tests))
+        self.ranking = rank(self.task.code, spec, first, hints.undefined)
+        self.singles = iter(self._singles(self.task.code, [n for n, _ in self.ranking], first))
+        p = self.cfg.proposers
+        use_model = self.model is not None
+        steps: list[Callable[[], None]] = []
+        if "search" in p:
+            steps.append(lambda: self.search_singles(self.cfg.search_first))
+        if use_model and "lines" in p:
+            steps.append(self.line_proposals)
+        if use_model and "episodes" in p:
+            steps.append(lambda: self.episode(0))
+        if "search" in p:
+            steps += [lambda: self.search_singles(self.cfg.runs), self.search_chains]
+        if use_model and "episodes" in p:
+            steps += [lambda i=i: self.episode(i) for i in range(1, self.cfg.episodes)]
+        try:
+            for step in steps:
+                step()
+                if self.fix and self.cfg.stop_at_fix:
+                    break
+        except _Stop:
+            pass
+        if self.cancelled():
+            return self._result("cancelled", "Cancelled; nothing was changed.", first)
+        if self.fix is None:
+            what = f"{self.runs} test runs, {self.elapsed():.0f} s"
+            return self._result("not_fixed", f"No fix found ({what}); nothing was changed.", first)
+        return self._polished(first)
+
+    def _polished(self, first: VerifyResult) -> RepairResult:
+        """The fix with every changed block it does not need undone (up to `polish_runs` runs)."""
+        code, proposer, _ = self.fix
+        budget = self.runs + self.cfg.polish_runs
+        start = self.task.code.split("\n")
+        changed = True
+        while changed:
+            changed = False
+            now = code.split("\n")
+            ops = [o for o in difflib.SequenceMatcher(a=start, b=now, autojunk=False).get_opcodes() if o[0] != "equal"]
+            if len(ops) < 2:
+                break
+            for _, i1, i2, j1, j2 in ops:
+                trial = "\n".join(now[:j1] + start[i1:i2] + now[j2:])
+                if self.runs >= budget or not self.seen.fresh(trial):
+                    continue
+                self.runs += 1
+                r = self.cache[trial] = self._raw_check(trial)
+                if r.passed and not audit(self.task.code, trial, self.task.tests):
+                    code, changed = trial, True
+                    break
+        cmds = [str(c) for c in edit_script(self.task.code, code) if c.op != "EXIT"]
+        final = self.cache.get(code) or self._raw_check(code)
+        n = len(cmds)
+        return self._result("fixed", f"Fixed by {proposer} ({n} edit{'s' * (n != 1)}) after {self.at['runs']} test "
+                                     f"runs, {self.at['seconds']:.1f} s; {final.tests_total} test(s) pass.",
+                            first, code=code, proposer=proposer, commands=cmds, final=final)
+
+    def _result(self, status: str, message: str, first: VerifyResult, **kw) -> RepairResult:
+        return RepairResult(status, kw.pop("code", self.task.code), message, runs=self.runs,
+                            seconds=round(self.elapsed(), 2), first=first, tried=dict(self.tried),
+                            rejected=list(self.rejected), ranking=list(getattr(self, "ranking", [])),
+                            episodes=list(self.episodes), at=dict(self.at), **kw)
+
+
+class TaskCheck:
+    """The check for a task run by a `dsl.Verifier`: its tests, with the task's timeout for the
+    first run; after it, `factor` times that run's wall time (at least `floor_s`), or `hung_s`
+    when the first run itself timed out (the bug may be the loop): a candidate that loops forever
+    must not cost the whole timeout every time. No run outlasts `deadline` (set by the engine)."""
+
+    def __init__(self, task: Task, verifier, floor_s: float = 1.0, factor: float = 5.0, hung_s: float = 1.0):
+        self.task, self.verifier = task, verifier
+        self.full = task.timeout_s or 10.0
+        self.limit: float | None = None
+        self.floor_s, self.factor, self.hung_s = floor_s, factor, hung_s
+        self.deadline = float("inf")
+
+    def __call__(self, code: str) -> VerifyResult:
+        return self.verifier.verify(code, self.task.tests, self._timeout(self.limit or self.full))
+
+    def tests(self, code: str, tests: str) -> VerifyResult:
+        """The same code against other tests (localization's single-test runs)."""
+        return self.verifier.verify(code, tests, self._timeout(self.limit or self.hung_s))
+
+    def _timeout(self, limit: float) -> float:
+        return max(0.2, min(limit, self.deadline - time.monotonic()))
+
+    def learn(self, first: VerifyResult) -> None:
+        """Sets the limit for every run after the start's, from how the start's went."""
+        self.limit = min(self.full, self.hung_s if first.timed_out else max(self.floor_s, self.factor * first.wall_s))
+
+
+def repair(task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig | None = None, **kw) -> RepairResult:
+    """One fix: `Repair(task, check, cfg, **kw).run()` (the module docstring)."""
+    return Repair(task, check, cfg, **kw).run()
+
+
+def commands_of(result: RepairResult) -> list[Command]:
+    return [c for c in (parse(t) for t in result.commands) if isinstance(c, Command)]

@@ -144,9 +144,25 @@ def _weight(line: str) -> int:
     return len(re.findall(r"[-+*/%<>=!&|^~]+|\b(?:and|or|not|in|is)\b|\w+\(|[A-Za-z_]\w*", line.split("#", 1)[0]))
 
 
+def _string_lines(code: str) -> set[int]:
+    """Lines that hold only a bare string statement (docstrings) or a comment."""
+    out = {n for n, text in enumerate(code.split("\n"), 1) if text.lstrip().startswith("#")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError):
+            return out
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            out |= set(range(node.lineno, node.end_lineno + 1))
+    return out
+
+
 def rank(code: str, spec: Spectrum | None, first: VerifyResult | None, undefined: set[str] = frozenset()) -> list[tuple[int, float]]:
     """Every line of `code` (1-based) with its suspicion, most suspect first (module docstring)."""
     lines = code.split("\n")
+    docs = _string_lines(code)
     scores = ochiai(spec) if spec else {}
     error_lines = {t.user_line for t in (first.tests if first else []) if t.status != "pass" and t.user_line}
     if first is not None and first.code_status in ("syntax", "error"):
@@ -157,8 +173,8 @@ def rank(code: str, spec: Spectrum | None, first: VerifyResult | None, undefined
     for n, text in enumerate(lines, 1):
         if not text.strip():
             continue
-        if text.lstrip().startswith(("def ", "async def ", "class ", "@")):
-            continue  # headers run whenever the module loads: every test "covers" them
+        if text.lstrip().startswith(("def ", "async def ", "class ", "@")) or n in docs:
+            continue  # headers run whenever the module loads (every test "covers" them); docstrings do nothing
         s = scores.get(n, 0.0) + (0.5 if n in error_lines else 0.0)
         if undefined and any(re.search(rf"\b{re.escape(u)}\b", text) for u in undefined):
             s += 0.5

@@ -10,7 +10,8 @@ repair tools use (TBar's templates, PraPR's mutators, GenProg's statement edits)
 bug kinds ManySStuBs4J counts most often (changed identifier, wrong function name, changed
 literal, changed operator, swapped arguments, more/less specific condition):
 
-    undefined_name  a name the tests' error calls undefined -> the closest known name (a misspelling)
+    undefined_name  a name the tests' error calls undefined -> the closest known name (a misspelling);
+                    a def whose name is close to one the tests call -> renamed to it
     missing_import  a stdlib module or name the error calls undefined -> an import at line 1
     attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
     compare         < <= > >= == != swapped; `is`/`is not`, `in`/`not in` negated
@@ -42,6 +43,11 @@ BINOP_GROUPS = [{ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Fl
 BINOP_TEXT = {k: v for g in BINOP_GROUPS for k, v in g.items()}
 COMPARE_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 NEGATED = {ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
+# PIT's standard mutators (MATH, CONDITIONALS_BOUNDARY, NEGATE_CONDITIONALS): each operator's usual
+# mistake is tried before the rest of its group
+FIRST = {"+": ["-"], "-": ["+"], "*": ["/", "//"], "/": ["*", "//"], "//": ["/", "%"], "%": ["//", "*"], "**": ["*"],
+         "&": ["|", "and"], "|": ["&"], "^": ["&", "|"], "<<": [">>"], ">>": ["<<"],
+         "<": ["<=", ">="], "<=": ["<", ">"], ">": [">=", "<="], ">=": [">", "<"], "==": ["!="], "!=": ["=="]}
 NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift, ast.RShift, ast.Add)
 FAMILIES = [("min", "max"), ("any", "all"), ("append", "extend"), ("sorted", "reversed"), ("int", "float", "round"),
             ("lower", "upper"), ("isupper", "islower"), ("startswith", "endswith"), ("find", "rfind"),
@@ -130,6 +136,12 @@ def _seg(line: str, node: ast.AST) -> str:
     return line.encode()[node.col_offset:node.end_col_offset].decode()
 
 
+def _alternatives(old: str, group) -> list[str]:
+    """The other operators of `old`'s group, its usual mistakes (FIRST) first."""
+    rest = [o for o in group if o != old]
+    return [o for o in FIRST.get(old, []) if o in rest] + [o for o in rest if o not in FIRST.get(old, [])]
+
+
 def _gap_swap(line: str, left: ast.AST, right: ast.AST, old: str, new: str) -> str | None:
     """Replace the operator `old` found between two single-line nodes by `new`."""
     raw = line.encode()
@@ -138,6 +150,23 @@ def _gap_swap(line: str, left: ast.AST, right: ast.AST, old: str, new: str) -> s
     if core != old:
         return None
     return _swap(line, left.end_col_offset, right.col_offset, gap.replace(old, new, 1))
+
+
+_TIGHT = (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Attribute, ast.Await)
+
+
+def _in_context(node: ast.AST, text: str) -> str:
+    """`text` to stand where `node` stands: in parentheses when an operator around it would bind
+    tighter than the new text does (`len(d) * 2` -> `(len(d) - 1) * 2`, not `len(d) - 1 * 2`)."""
+    parent = getattr(node, "_coedit_parent", None)
+    tight = isinstance(parent, _TIGHT) or (isinstance(parent, (ast.Call, ast.Subscript))
+                                           and node in (getattr(parent, "func", None), getattr(parent, "value", None)))
+    try:
+        atomic = isinstance(ast.parse(text, mode="eval").body, (ast.Name, ast.Constant, ast.Call, ast.Subscript,
+                                                                 ast.Attribute, ast.List, ast.Tuple))
+    except SyntaxError:
+        atomic = False
+    return f"({text})" if tight and not atomic else text
 
 
 def _names(tree: ast.Module) -> tuple[list[str], list[str]]:
@@ -168,29 +197,30 @@ def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: 
             parts = [node.left, *node.comparators]
             for op, left, right in zip(node.ops, parts, parts[1:]):
                 if type(op) in COMPARE_TEXT:
-                    for new in COMPARE_TEXT.values():
-                        if new != COMPARE_TEXT[type(op)] and (out := _gap_swap(line, left, right, COMPARE_TEXT[type(op)], new)):
+                    for new in _alternatives(COMPARE_TEXT[type(op)], COMPARE_TEXT.values()):
+                        if out := _gap_swap(line, left, right, COMPARE_TEXT[type(op)], new):
                             yield "compare", out
                 elif type(op) in NEGATED and (out := _gap_swap(line, left, right, *NEGATED[type(op)])):
                     yield "compare", out
         elif isinstance(node, ast.BinOp):
             group = next(g for g in BINOP_GROUPS if type(node.op) in g)
-            for new in group.values():
-                if new != group[type(node.op)] and (out := _gap_swap(line, node.left, node.right, group[type(node.op)], new)):
+            for new in _alternatives(group[type(node.op)], group.values()):
+                if out := _gap_swap(line, node.left, node.right, group[type(node.op)], new):
                     yield "binop", out
             if isinstance(node.op, NON_COMMUTATIVE):
                 sym = BINOP_TEXT[type(node.op)]
+                left, right = (_in_context(node, _seg(line, x)) for x in (node.left, node.right))
                 yield "operand", _swap(line, node.col_offset, node.end_col_offset,
-                                       f"{_seg(line, node.right)} {sym} {_seg(line, node.left)}")
-            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.left))
-            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.right))
+                                       _in_context(node, f"{right} {sym} {left}"))
+            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _in_context(node, _seg(line, node.left)))
+            yield "operand", _swap(line, node.col_offset, node.end_col_offset, _in_context(node, _seg(line, node.right)))
         elif isinstance(node, ast.BoolOp):
             old, new = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
             for left, right in zip(node.values, node.values[1:]):
                 if out := _gap_swap(line, left, right, old, new):
                     yield "boolop", out
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub, ast.Invert)):
-            yield "not", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.operand))
+            yield "not", _swap(line, node.col_offset, node.end_col_offset, _in_context(node, _seg(line, node.operand)))
         elif isinstance(node, ast.Constant):
             yield from _constant_edits(line, node)
         elif isinstance(node, ast.List) and not node.elts:
@@ -211,9 +241,8 @@ def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: 
                     yield "name", _swap(line, start, end, new)
         elif isinstance(node, ast.AugAssign) and type(node.op) in BINOP_TEXT:
             group = next(g for g in BINOP_GROUPS if type(node.op) in g)
-            for new in group.values():
-                if new != group[type(node.op)] and (
-                        out := _gap_swap(line, node.target, node.value, group[type(node.op)] + "=", new + "=")):
+            for new in _alternatives(group[type(node.op)], group.values()):
+                if out := _gap_swap(line, node.target, node.value, group[type(node.op)] + "=", new + "="):
                     yield "augassign", out
 
 
@@ -249,17 +278,17 @@ def _bound_edits(line: str, exprs: list[ast.AST]):
         elif e is not None and not isinstance(e, ast.Constant) and getattr(e, "lineno", 0) == getattr(e, "end_lineno", -1):
             seg = _seg(line, e)
             for d in ("+ 1", "- 1"):
-                yield "bounds", _swap(line, e.col_offset, e.end_col_offset, f"{seg} {d}")
+                yield "bounds", _swap(line, e.col_offset, e.end_col_offset, _in_context(e, f"{seg} {d}"))
 
 
 def _call_edits(line: str, node: ast.Call):
     fname = node.func.id if isinstance(node.func, ast.Name) else node.func.attr if isinstance(node.func, ast.Attribute) else ""
     args = [a for a in node.args if not isinstance(a, ast.Starred)]
-    if fname == "range" or fname == "len" or fname not in dir(builtins):
+    if fname == "range" or fname not in dir(builtins):
         yield from _bound_edits(line, [a for a in args if fname == "range" or isinstance(a, ast.Name)])
     if fname == "len":
         for d in ("+ 1", "- 1"):
-            yield "bounds", _swap(line, node.col_offset, node.end_col_offset, f"{_seg(line, node)} {d}")
+            yield "bounds", _swap(line, node.col_offset, node.end_col_offset, _in_context(node, f"{_seg(line, node)} {d}"))
     if fname == "range" and len(args) == 1:
         yield "bounds", _swap(line, args[0].col_offset, args[0].end_col_offset, f"1, {_seg(line, args[0])}")
     for i in range(len(args)):
@@ -271,7 +300,7 @@ def _call_edits(line: str, node: ast.Call):
                        + raw[a.col_offset:a.end_col_offset] + raw[b.end_col_offset:]).decode()
                 yield "call", out
     if len(node.args) == 1 and not node.keywords and not isinstance(node.args[0], ast.Starred):
-        yield "call", _swap(line, node.col_offset, node.end_col_offset, _seg(line, node.args[0]))
+        yield "call", _swap(line, node.col_offset, node.end_col_offset, _in_context(node, _seg(line, node.args[0])))
     for family in FAMILIES:
         if fname in family:
             end = node.func.end_col_offset
@@ -282,6 +311,14 @@ def _call_edits(line: str, node: ast.Call):
 
 def _targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):
     for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            # the tests call a name the code does not define, close to one it does: a misspelt def
+            for wanted in hints.undefined:
+                if wanted not in known and difflib.get_close_matches(node.name, [wanted], n=1, cutoff=0.75):
+                    raw = line.encode()
+                    at = raw.find(node.name.encode(), node.col_offset)
+                    if at >= 0:
+                        yield "undefined_name", _swap(line, at, at + len(node.name.encode()), wanted)
         if isinstance(node, ast.Name) and node.id in hints.undefined:
             for new in difflib.get_close_matches(node.id, known, n=3, cutoff=0.6):
                 yield "undefined_name", _swap(line, node.col_offset, node.end_col_offset, new)
@@ -349,6 +386,9 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
         for n in lines:
             out += [Mutation(c, op, n) for op, c in _statement_edits(state, ast.Module([], []), n)]
         return out
+    for parent in ast.walk(tree):
+        for child in ast.iter_child_nodes(parent):
+            child._coedit_parent = parent
     names, attrs = _names(tree)
     known = sorted(set(names) | set(dir(builtins)) | set(STDLIB_MODULES))
     returns = {}
@@ -356,7 +396,8 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
         returns.setdefault(n, []).append(Mutation(cmd, "statement", n))
     for n in lines:
         line = state.lines[n - 1]
-        nodes = _on_line(tree, n)
+        nodes = _on_line(tree, n) + [d for d in ast.walk(tree) if isinstance(
+            d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and d.lineno == n and d.end_lineno != n]
         by_op: dict[str, list[Mutation]] = {}
         edits = [*_targeted_edits(line, nodes, known, hints), *_expression_edits(line, nodes, names, attrs),
                  *_condition_edits(line, tree, n, names)]
@@ -371,6 +412,6 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
     return out
 
 
-# within a line, families with few candidates and frequent fixes first (bench/search_order.py)
-ORDER = ("undefined_name", "attribute_typo", "compare", "binop", "augassign", "boolop", "not", "constant",
-         "bounds", "call", "operand", "statement", "name")
+# within a line: what the error names first, then families with few candidates per site
+ORDER = ("undefined_name", "attribute_typo", "missing_import", "boolop", "not", "compare", "augassign", "binop",
+         "constant", "bounds", "call", "operand", "statement", "name")

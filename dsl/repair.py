@@ -10,8 +10,9 @@ sandboxed tests), counted against one test-run budget and one wall-clock budget.
 The schedule, cheap and deterministic first, the model interleaved:
   1. the start code's run (1 test run); already passing -> done
   2. localization (dsl/localize.py): each test alone on instrumented code, when `run_tests` is given
-  3. search: single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
-     up to `search_first` runs
+  3. search: for code that does not compile, the edits that make it compile (dsl/syntax_fix.py);
+     then single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
+     up to `search_first` runs or `search_first_s` seconds
   4. model line proposals: for the top lines, `REPL k >>>` forced and N rewrites sampled
   5. model episodes (`dsl.run_episode`, the one agent loop): the first greedy, from the furthest
      state reached so far
@@ -40,11 +41,12 @@ from .episode import Trajectory, run_episode
 from .localize import rank, spectrum
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
 from .state import EditorState
+from .syntax_fix import syntax_fixes
 from .tasks import Task
 from .verifier import VerifyResult
 
 PROPOSERS = ("search", "lines", "episodes")
-TIERS = (("undefined_name", "attribute_typo", "missing_import", "compare", "binop", "augassign", "boolop", "not",
+TIERS = (("undefined_name", "attribute_typo", "missing_import", "boolop", "not", "compare", "augassign", "binop",
           "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
 
@@ -53,15 +55,30 @@ class RepairConfig:
     runs: int = 400  # test runs per fix (the start's run and localization's included)
     seconds: float = 30.0  # wall clock per fix
     proposers: tuple[str, ...] = PROPOSERS
-    search_first: int = 120  # single-edit runs before the model gets a turn
+    search_first: int = 300  # single-edit runs before the model gets a turn ...
+    search_first_s: float = 8.0  # ... or seconds, whichever comes first
+    order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
     line_samples: int = 4  # rewrites per line
     episodes: int = 4  # model episodes at most (the first greedy)
     max_turns: int = 10
     temperature: float = 0.7
     depth: int = 3  # edits in a chain, at most (best-first search)
+    redraws: int = 0  # episodes draw again a command that would revisit code (dsl/episode.py)
     polish_runs: int = 20  # test runs spent shrinking a fix's diff
     stop_at_fix: bool = True  # False: play every episode (trainer eval's pass@k of the model alone)
+    restart: str = "best"  # where episodes start: "best" (the furthest state so far) | "fresh" (the start code)
+
+
+    def check(self) -> None:
+        """A ValueError that says which setting makes no sense."""
+        unknown = set(self.proposers) - set(PROPOSERS)
+        if unknown or not self.proposers:
+            raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
+        if self.runs < 1 or self.seconds <= 0 or self.episodes < 1 or self.max_turns < 1:
+            raise ValueError("runs, seconds, episodes (--k) and max_turns must be positive")
+        if self.restart not in ("best", "fresh"):
+            raise ValueError(f"restart must be best or fresh, not {self.restart!r}")
 
 
 @dataclass
@@ -101,9 +118,7 @@ class Repair:
                  model=None, run_tests: Callable[[str, str], VerifyResult] | None = None,
                  on_event: Callable[[str], None] = lambda s: None, cancelled: Callable[[], bool] = lambda: False):
         self.task, self._raw_check, self.cfg = task, check, cfg or RepairConfig()
-        unknown = set(self.cfg.proposers) - set(PROPOSERS)
-        if unknown:
-            raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
+        self.cfg.check()
         self.model, self.run_tests, self.on_event, self.cancelled = model, run_tests, on_event, cancelled
         self.cache: dict[str, VerifyResult] = {}
         self.runs, self.t0 = 0, time.monotonic()
@@ -139,30 +154,45 @@ class Repair:
             elif self.fix is None:
                 self.fix = (code, proposer, commands)
                 self.at = {"runs": self.runs, "seconds": round(self.elapsed(), 2)}
+                self.on_event(f"{proposer} found a fix · {r.tests_passed}/{r.tests_total} tests pass")
         elif f > self.start_fitness and len(commands) < self.cfg.depth:
             heapq.heappush(self.frontier, (-f, self.runs, code, commands, proposer.split("·")[0]))
         if f > self.best[0] and not r.passed:
             self.best = (f, code)
-        if self.runs % 10 == 0:
-            self.on_event(f"{proposer.split('·')[0]} · {self.runs}/{self.cfg.runs} runs")
         return r
 
     # -- proposers -----------------------------------------------------------------------------
     def _singles(self, code: str, order: list[int], result: VerifyResult):
+        """Single edits of `code` at the lines in `order`: line by line ("line", TBar's way), or
+        family by family across the lines ("family": a cheap family at the third line before a
+        costly one at the first; bench/search_order.py measures both)."""
         hints = hints_from_feedback(result.feedback + "\n" + "\n".join(t.message for t in result.tests))
         ms = mutations(code, order, hints)
+        if self.cfg.order == "line":
+            yield from ms
+            return
         for tier in TIERS:
-            yield from (m for m in ms if m.operator in tier)
+            for family in tier:
+                yield from (m for m in ms if m.operator == family)
 
     def _try(self, code: str, m: Mutation, proposer: str, commands: tuple[str, ...]) -> None:
         new = EditorState.from_code(code).apply(m.command)
         if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
+            if self.runs % 10 == 0:
+                self.on_event(f"search · {self.runs}/{self.cfg.runs} runs · line {m.line}")
             self.check(new.to_code(), proposer, commands + (str(m.command),))
 
-    def search_singles(self, limit: int) -> None:
-        stop_at = self.runs + limit
+    def search_syntax(self) -> None:
+        """Code that does not compile: the edits that make it compile (dsl/syntax_fix.py), tested."""
+        if self.start_fitness == 0:
+            for code, commands in syntax_fixes(self.task.code):
+                if self.seen.fresh(code):
+                    self.check(code, f"search·{len(commands)}" if len(commands) > 1 else "search", commands)
+
+    def search_singles(self, limit: int, seconds: float = float("inf")) -> None:
+        stop_at, until = self.runs + limit, self.elapsed() + seconds
         for m in self.singles:
-            if self.runs >= stop_at:
+            if self.runs >= stop_at or self.elapsed() >= until:
                 return
             self._try(self.task.code, m, "search", ())
 
@@ -198,7 +228,7 @@ class Repair:
                     self.check(new.to_code(), "model·line", (str(cmd),))
 
     def episode(self, i: int) -> None:
-        start = self.best[1] if self.best[0] > self.start_fitness else self.task.code
+        start = self.best[1] if self.best[0] > self.start_fitness and self.cfg.restart == "best" else self.task.code
         task = replace(self.task, code=start)
         temperature = 0.0 if i == 0 else self.cfg.temperature
 
@@ -213,7 +243,8 @@ class Repair:
             return self.check(code, "model·episode")
         try:
             traj = run_episode(task, policy, check=check, max_turns=self.cfg.max_turns, stop_when_solved=True,
-                               on_turn=progress, should_stop=self.over)
+                               on_turn=progress, should_stop=self.over, redraws=self.cfg.redraws,
+                               redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
         except _Stop:
             traj = None
         if traj is not None:
@@ -248,7 +279,7 @@ class Repair:
         use_model = self.model is not None
         steps: list[Callable[[], None]] = []
         if "search" in p:
-            steps.append(lambda: self.search_singles(self.cfg.search_first))
+            steps += [self.search_syntax, lambda: self.search_singles(self.cfg.search_first, self.cfg.search_first_s)]
         if use_model and "lines" in p:
             steps.append(self.line_proposals)
         if use_model and "episodes" in p:
@@ -280,7 +311,12 @@ class Repair:
         while changed:
             changed = False
             now = code.split("\n")
-            ops = [o for o in difflib.SequenceMatcher(a=start, b=now, autojunk=False).get_opcodes() if o[0] != "equal"]
+            ops = []  # changed blocks; a block of lines replaced one for one counts line by line
+            for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=start, b=now, autojunk=False).get_opcodes():
+                if tag == "replace" and i2 - i1 == j2 - j1:
+                    ops += [(tag, i1 + d, i1 + d + 1, j1 + d, j1 + d + 1) for d in range(i2 - i1)]
+                elif tag != "equal":
+                    ops.append((tag, i1, i2, j1, j2))
             if len(ops) < 2:
                 break
             for _, i1, i2, j1, j2 in ops:

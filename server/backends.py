@@ -17,8 +17,9 @@ fits the model's context ends with EXIT (counted in `overflows`), never with a t
 `load_backend(path)` picks by path: a `.gguf` file or a directory. Local paths only; nothing is
 downloaded. Direct mode (`mode="direct"`) generates a whole program instead of one command.
 Sampling (temperature > 0) cuts the candidates the same way in both (`server/sampling.py`).
-Both backends also `score` given replies (each token's log-probability as the next message);
-`trainer/search.py` orders candidate edits by it.
+Both backends also `score` given replies (each token's log-probability as the next message), and
+the llama.cpp one `complete`s a forced start (`REPL 5 >>>`: the repair engine's line proposals).
+The server, `coedit fix` and `trainer eval` run a backend in its own process (server/model_process.py).
 """
 from __future__ import annotations
 
@@ -263,6 +264,22 @@ class LlamaCppBackend:
             self.llm.set_seed(self.rng.randrange(1, 2**31))
             return self._generate(ids, lines)
 
+    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
+        """`n` replies that begin with `prefix` (e.g. `REPL 5 >>>`: the model rewrites line 5), the
+        first greedy, the rest drawn at `temperature`; the code grammar holds for the whole reply."""
+        ids = self.fmt.prompt(messages)
+        if _overflows(self, ids) or self.grammar_mode != "code":
+            return []  # the syntax grammar (GBNF) cannot start mid-command
+        lines = lines_in_view(messages[-1]["content"])
+        start = self.fmt.tok.encode(prefix)
+        out = []
+        with self._lock:
+            for i in range(n):
+                with at_temperature(self, 0.0 if i == 0 else temperature):
+                    self.llm.set_seed(self.rng.randrange(1, 2**31))
+                    out.append(self._generate(ids, lines, start))
+        return out
+
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
         """Per reply, the log-probability of each of its tokens (its end of turn last) as the model's
         next message: how likely the model is to write it. The conversation is prefilled once."""
@@ -289,16 +306,16 @@ class LlamaCppBackend:
                 out.append((logits[np.arange(len(reply)), reply] - norm).tolist())
         return out
 
-    def _generate(self, ids: list[int], lines: list[str | None] | None = None) -> str:
+    def _generate(self, ids: list[int], lines: list[str | None] | None = None, start: list[int] = ()) -> str:
         from llama_cpp import LogitsProcessorList
         stop = self.fmt.stop_ids[0]
-        out: list[int] = []
+        out: list[int] = list(start)  # a forced start is part of the reply the grammar checks
         limit = reply_limit(self)
         # with the code in view, the grammar is checked in Python on the best-ranked tokens; the
         # syntax-only GBNF would have nothing left to remove
         code = LogitsProcessorList([self._code_filter(out, lines, stop)]) if lines is not None else None
         # top_p and min_p always passed: llama-cpp-python's defaults are its own to change
-        for tok in self.llm.generate(ids, temp=self.temperature, top_k=self.top_k, top_p=self.top_p,
+        for tok in self.llm.generate(ids + list(start), temp=self.temperature, top_k=self.top_k, top_p=self.top_p,
                                      min_p=self.min_p, reset=True,
                                      grammar=None if code else self.grammar, logits_processor=code):
             if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:

@@ -4,9 +4,10 @@
     coedit serve                      the language server on stdio (= python -m server)
     coedit check|verify|play|demo ... the dsl tool (see python -m dsl --help)
 
-`coedit fix` runs the same job as the editor's "Fix with model": the function at LINE (1-based),
-or without LINE the first function of FILE whose tests fail; it prints the chain of edits and the
-unified diff, and with --apply writes FILE, only when the tests then pass.
+`coedit fix` runs the same job as the editor's "Fix with model" (the repair engine: edit search
+and the model under one budget): the function at LINE (1-based), or without LINE the first
+function of FILE whose tests fail; it prints what was tried and the unified diff, and with --apply
+writes FILE, only when the tests then pass.
 """
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ def cmd_fix(args: argparse.Namespace) -> int:
         print("coedit: --redraws must be 0 or more", file=sys.stderr)
         return 2
     opts = Options(model=args.model or "", k=args.k, max_turns=args.max_turns, tests=args.test or [],
-                   timeout=args.timeout, python=args.python or "", redraws=args.redraws)
+                   timeout=args.timeout, python=args.python or "", redraws=args.redraws, runs=args.runs,
+                   seconds=args.seconds, proposers=args.proposers.split(","))
+    if args.runs < 1 or args.seconds <= 0 or not set(opts.proposers) <= {"search", "model", "lines", "episodes"}:
+        print("coedit: --runs and --seconds must be positive; --proposers takes search, model, lines, episodes",
+              file=sys.stderr)
+        return 2
     models = ModelCache()
 
     def event(text: str) -> None:
@@ -101,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("file", metavar="FILE[:LINE]")
     f.add_argument("--test", action="append", help="a test file or file::test to judge by (repeatable)")
     f.add_argument("--model", help="a .gguf file or checkpoint directory (default: the shipped model)")
-    f.add_argument("--k", type=int, default=4, help="episodes at most (default 4)")
+    f.add_argument("--runs", type=int, default=Options().runs, help=f"test runs per fix (default {Options().runs})")
+    f.add_argument("--seconds", type=float, default=Options().seconds,
+                   help=f"seconds per fix (default {Options().seconds:g})")
+    f.add_argument("--proposers", default="search,model",
+                   help="who proposes edits: search, model (= lines, episodes) (default search,model)")
+    f.add_argument("--k", type=int, default=4, help="model episodes at most (default 4)")
     f.add_argument("--max-turns", type=int, default=10)
     f.add_argument("--redraws", type=int, default=Options().redraws,
                    help="draw again a command that would bring back code the episode had, up to N times "

@@ -1,25 +1,25 @@
 """One "Fix with model" job, for the language server and `coedit fix` alike.
 
     target (function at the cursor) -> tests (discovery) -> WorkspaceCheck (sandboxed pytest)
-    -> up to k episodes of `dsl.run_episode(task, backend, check=...)`, the first greedy, stopping
-       at the first whose function passes every test -> the new document text, checked by ast.parse
+    -> the repair engine (`dsl.repair`: localization, edit search, the model's line proposals and
+       episodes, one budget) -> the new document text, checked by ast.parse
 
 The model runs in its own process (`ModelCache` keeps it; server/model_process.py): if native code
 crashes there, the job ends with an error that says so, nothing changed, and the next job starts
-a new process. Events (`on_event(text)`) report progress ("episode 2/4 · turn 3 · REPL 7 · 3/5 tests pass");
-`cancelled()` is polled before every turn, and a cancelled job returns no new text. The chain of
-edits of every episode is kept for the report (`FixOutcome.report`, markdown).
+a new process. Events (`on_event(text)`) report progress ("search · 30/400 runs", "model · episode 2 · turn 3 ·
+REPL 7 · 3/5 tests pass"); `cancelled()` is polled before every test run, and a cancelled job
+returns no new text. What each proposer tried is kept for the report (`FixOutcome.report`).
 """
 from __future__ import annotations
 
 import ast
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from dsl import EditorState, Task, Trajectory, new_conversation, run_episode
+from dsl import RepairConfig, RepairResult, Task, repair
 
 from .defaults import default_model
 from .model_files import ModelError
@@ -35,8 +35,8 @@ class FixOutcome:
     status: str  # fixed | not_fixed | already_passing | cancelled | error
     message: str  # one line for the user
     new_source: str | None = None
-    report: str = ""  # markdown: the chain of edits of every episode
-    episodes: list[Trajectory] = field(default_factory=list)
+    report: str = ""  # markdown: what each proposer tried, the fix, the model's episodes
+    result: RepairResult | None = None
 
 
 class ModelCache:
@@ -84,6 +84,20 @@ class ModelCache:
         return False
 
 
+class LazyModel:
+    """The model as the repair engine sees it, loaded only when a model proposer first asks (a fix
+    the search finds never waits for a model to load)."""
+
+    def __init__(self, models: ModelCache, opts: Options, on_event: Callable[[str], None]):
+        self.models, self.opts, self.on_event = models, opts, on_event
+
+    def __call__(self, messages, temperature=None):
+        return self.models.get(self.opts, self.on_event)(messages, temperature=temperature)
+
+    def complete(self, messages, prefix, n, temperature=0.7):
+        return self.models.get(self.opts, self.on_event).complete(messages, prefix, n, temperature)
+
+
 def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Options, models: ModelCache, *,
             end_line: int | None = None, on_event: Callable[[str], None] = lambda s: None,
             cancelled: Callable[[], bool] = lambda: False) -> FixOutcome:
@@ -97,71 +111,64 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
         return FixOutcome("error", f"{e}.")
     check = WorkspaceCheck(root, path, source, target, tests, workspace_interpreter(root, opts.python), opts.timeout)
     on_event(f"running {len(tests.node_ids)} test(s) on {target.qualname}")
-    first = check(target.code)
-    if first.code_status == "invalid":
-        return FixOutcome("error", first.feedback)
-    if first.passed:
-        return FixOutcome("already_passing", f"The tests of {target.qualname} already pass; nothing to fix.")
-    episodes: list[Trajectory] = []
+    task = Task(target.qualname, target.code, tests.source)
+    cfg = RepairConfig(runs=opts.runs, seconds=opts.seconds, proposers=proposers(opts.proposers), episodes=opts.k,
+                       max_turns=opts.max_turns, temperature=opts.temperature,
+                       redraws=opts.redraws if opts.temperature > 0 else 0)
     try:
-        return _episodes(target, Task(target.qualname, target.code, tests.source), check, first,
-                         models.get(opts, on_event), opts, episodes, on_event, cancelled)
+        if {"lines", "episodes"} & set(cfg.proposers):
+            model_path = opts.model or str(default_model())  # a model that is not there is said at once
+            if not model_path.startswith("scripted:") and not Path(model_path).expanduser().exists():
+                raise ModelError(f"{model_path}: no such model (give a .gguf file or a checkpoint directory)")
+        result = repair(task, check, cfg, model=LazyModel(models, opts, on_event), on_event=on_event,
+                        cancelled=cancelled)
     except ModelCrashed as e:  # a native crash in the model's process: the document is untouched
         what = str(e)
         return FixOutcome("error", f"{what[:1].upper()}{what[1:]} while fixing {target.qualname}; nothing was changed. "
-                                   "The next Fix starts a new model process.",
-                          report=report(target.qualname, episodes), episodes=episodes)
+                                   "The next Fix starts a new model process.")
     except ModelError as e:
         return FixOutcome("error", str(e))
+    rep = report(target.qualname, result)
+    if result.status == "invalid":
+        return FixOutcome("error", result.message, report=rep, result=result)
+    if result.status == "already_passing":
+        return FixOutcome("already_passing", f"The tests of {target.qualname} already pass; nothing to fix.",
+                          result=result)
+    if result.status != "fixed":
+        text = f"No fix found for {target.qualname}: {result.message[0].lower()}{result.message[1:]}"
+        return FixOutcome(result.status, "Cancelled; nothing was changed." if result.status == "cancelled" else text,
+                          report=rep, result=result)
+    new_source = check.splice(result.code)
+    try:
+        ast.parse(new_source)
+    except SyntaxError:  # cannot happen for code that passed its tests; checked, not assumed
+        return FixOutcome("not_fixed", f"No fix found for {target.qualname}; nothing was changed.", report=rep,
+                          result=result)
+    return FixOutcome("fixed", f"Fixed {target.qualname}: {result.message[0].lower()}{result.message[1:]}",
+                      new_source, rep, result)
 
 
-def _episodes(target, task: Task, check: WorkspaceCheck, first, backend: ModelProcess, opts: Options,
-              episodes: list[Trajectory], on_event: Callable[[str], None], cancelled: Callable[[], bool]) -> FixOutcome:
-    """Up to k episodes of the model, appended to `episodes` as they end."""
-    context = getattr(backend, "context", 0)
-    if context:  # say so rather than let the model see a truncated context
-        need = backend.prompt_tokens(new_conversation(task, EditorState.from_code(task.code).render(first.feedback)))
-        if need + 64 * opts.max_turns > context:
-            return FixOutcome("error", f"{target.qualname} with its tests is {need} tokens, too long for the model's "
-                                       f"{context}-token context; select fewer tests with the `tests` setting.")
-    # redraws sample at the episodes' temperature, the greedy first episode's too (greedy would
-    # only draw the same command again); at temperature 0 there is nothing to redraw
-    redraws = opts.redraws if opts.temperature > 0 else 0
-
-    def redraw(messages):
-        return backend(messages, temperature=opts.temperature)
-
-    for i in range(1, opts.k + 1):
-        def policy(messages, t=0.0 if i == 1 else opts.temperature):
-            return backend(messages, temperature=t)
-
-        def progress(turn, ep, i=i):
-            cmd = turn.text.strip().split(" >>>")[0][:40]
-            on_event(f"episode {i}/{opts.k} · turn {ep.turn} · {cmd} · {turn.tests_passed}/{turn.tests_total} tests pass")
-
-        traj = run_episode(task, policy, check=check, max_turns=opts.max_turns, stop_when_solved=True,
-                           on_turn=progress, should_stop=cancelled, redraws=redraws, redraw=redraw)
-        episodes.append(traj)
-        if traj.cancelled or cancelled():
-            return FixOutcome("cancelled", "Cancelled; nothing was changed.", report=report(target.qualname, episodes),
-                              episodes=episodes)
-        if traj.solved:
-            new_source = check.splice(traj.final_code)
-            try:
-                ast.parse(new_source)
-            except SyntaxError:
-                continue  # cannot happen for code that passed its tests; checked, not assumed
-            return FixOutcome("fixed", f"Fixed {target.qualname} in episode {i} ({len(traj.turns)} edits); "
-                                       f"{first.tests_total} test(s) pass.", new_source, report(target.qualname, episodes),
-                              episodes)
-    return FixOutcome("not_fixed", f"No fix found for {target.qualname} in {opts.k} episode(s); nothing was changed.",
-                      report=report(target.qualname, episodes), episodes=episodes)
+def proposers(names: list[str]) -> tuple[str, ...]:
+    """The engine's proposers from the setting's names ("model" = line proposals and episodes)."""
+    out: list[str] = []
+    for name in names:
+        out += ["lines", "episodes"] if name == "model" else [name]
+    return tuple(dict.fromkeys(out))
 
 
-def report(name: str, episodes: list[Trajectory]) -> str:
-    """The chain of edits, as markdown."""
+def report(name: str, result: RepairResult) -> str:
+    """What was tried and what was found, as markdown: the fix, then each proposer's share."""
     out = [f"# coedit: fixing `{name}`", ""]
-    for i, traj in enumerate(episodes, 1):
+    if result.status == "fixed":
+        out += [f"**Fixed by {result.proposer}** after {result.at.get('runs')} test runs, {result.at.get('seconds')} s:",
+                ""] + [f"- `{c}`" for c in result.commands] + [""]
+    tried = ", ".join(f"{k} {v}" for k, v in result.tried.items())
+    out += [f"Test runs: {result.runs} ({tried}); {result.seconds} s.", ""]
+    if result.ranking:
+        out += ["Suspect lines: " + ", ".join(f"{n} ({s:.2f})" for n, s in result.ranking[:5]), ""]
+    for proposer, flags in result.rejected:
+        out.append(f"- rejected a passing edit by {proposer}: it {', '.join(flags)} (reward-hacking audit)")
+    for i, traj in enumerate(result.episodes, 1):
         verdict = "solved" if traj.solved else ("cancelled" if traj.cancelled else "not solved")
         out += [f"## Episode {i}: {verdict}", ""]
         for n, turn in enumerate(traj.turns, 1):

@@ -92,6 +92,11 @@ class ModelProcess:
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
         return self._ask({"op": "score", "messages": messages, "replies": replies})["scores"]
 
+    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
+        """`n` replies starting with `prefix` (line proposals; the backend's `complete`)."""
+        return self._ask({"op": "complete", "messages": messages, "prefix": prefix, "n": n,
+                          "temperature": temperature})["texts"]
+
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         """How many tokens `messages` take in the model's own format."""
         return self._ask({"op": "prompt_tokens", "messages": messages})["tokens"]
@@ -171,6 +176,10 @@ def _serve(requests, answer) -> None:
                 out = {"text": backend(request["messages"], temperature=request["temperature"])}
             elif op == "score":
                 out = {"scores": backend.score(request["messages"], request["replies"])}
+            elif op == "complete":
+                complete = getattr(backend, "complete", None)
+                out = {"texts": complete(request["messages"], request["prefix"], request["n"], request["temperature"])
+                       if complete else []}
             elif op == "prompt_tokens":
                 out = {"tokens": len(backend.fmt.prompt(request["messages"])) if hasattr(backend, "fmt") else 0}
             else:

@@ -15,7 +15,10 @@ class Options:
     backend: str = "auto"  # auto (by path) | llama.cpp | transformers
     gpu_layers: int = 0  # llama.cpp: layers offloaded to a GPU (-1: all)
     threads: int = 0  # CPU threads for the model; 0: all cores
-    k: int = 4  # episodes tried at most; the first whose code passes every test wins
+    runs: int = 400  # test runs per fix, all proposers together (the repair engine's budget)
+    seconds: float = 30.0  # wall clock per fix
+    proposers: list[str] = field(default_factory=lambda: ["search", "model"])  # search | model | lines | episodes
+    k: int = 4  # model episodes at most (the first greedy)
     max_turns: int = 10  # commands per episode
     temperature: float = 0.7  # sampling for episodes after the first (the first is greedy)
     redraws: int = 0  # a command that would bring back code the episode had is drawn again (0: off)
@@ -56,9 +59,14 @@ def options_from_json(data: object, base: Options | None = None) -> tuple[Option
     if opts.redraws < 0 or opts.temperature < 0:
         problems.append("redraws and temperature must be 0 or more; using the defaults")
         opts.redraws, opts.temperature = Options().redraws, Options().temperature
-    if opts.k < 1 or opts.max_turns < 1 or opts.timeout <= 0:
-        problems.append("k, maxTurns and timeout must be positive; using the defaults")
-        opts.k, opts.max_turns, opts.timeout = Options().k, Options().max_turns, Options().timeout
+    if opts.k < 1 or opts.max_turns < 1 or opts.timeout <= 0 or opts.runs < 1 or opts.seconds <= 0:
+        problems.append("k, maxTurns, timeout, runs and seconds must be positive; using the defaults")
+        for name in ("k", "max_turns", "timeout", "runs", "seconds"):
+            setattr(opts, name, getattr(Options(), name))
+    bad = [p for p in opts.proposers if p not in ("search", "model", "lines", "episodes")]
+    if bad or not opts.proposers:
+        problems.append(f"proposers must be some of search, model, lines, episodes, not {opts.proposers!r}")
+        opts.proposers = Options().proposers
     if opts.backend not in ("auto", "llama.cpp", "transformers"):
         problems.append(f"backend must be auto, llama.cpp or transformers, not {opts.backend!r}")
         opts.backend = "auto"

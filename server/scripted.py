@@ -25,6 +25,10 @@ class ScriptedBackend:
         turn = sum(m["role"] == "assistant" for m in messages)
         return self.commands[turn] if turn < len(self.commands) else "EXIT"
 
+    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
+        """The file's commands that start with `prefix` (line proposals), at most n."""
+        return [c for c in self.commands if c.startswith(prefix)][:n]
+
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
         """Prefers the file's commands: log-probability 0 for a reply the file holds, -1 for any other."""
         return [[0.0 if r in self.commands else -1.0] for r in replies]

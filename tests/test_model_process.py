@@ -184,6 +184,7 @@ def test_coedit_fix_with_a_model_process_killed_mid_fix_says_so_and_writes_nothi
     (tmp_path / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
     (tmp_path / "script.txt").write_text("ADDL 2 >>>    pass\n" * 9)  # slow, harmless edits
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "fix", f"{tmp_path / 'calc.py'}:1", "--apply",
+                             "--proposers", "episodes",
                              "--model", f"scripted:{tmp_path / 'script.txt'}", "--root", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
@@ -205,16 +206,16 @@ def test_trainer_eval_counts_a_task_that_crashed_the_model_as_failed_and_goes_on
     tasks = tmp_path / "tasks.jsonl"
     write_tasks(tasks, [Task(i, TASK.code, TASK.tests) for i in ("first", "crashes", "last")])
     (tmp_path / "script.txt").write_text("REPW 2 >>>a - b >>>a + b\n")
-    real = evaluate.run_task
+    real = evaluate.repair
 
-    def run_task(task, cfg, verifier, served, redraws):
+    def repair(task, check, cfg, model=None, **kw):
         if task.id == "crashes":  # a real SIGSEGV to the model's process as the task starts
-            os.kill(served.greedy.pid, signal.SIGSEGV)
-        return real(task, cfg, verifier, served, redraws)
-    monkeypatch.setattr(evaluate, "run_task", run_task)
+            os.kill(model.pid, signal.SIGSEGV)
+        return real(task, check, cfg, model=model, **kw)
+    monkeypatch.setattr(evaluate, "repair", repair)
     out = tmp_path / "eval.json"
     m = evaluate.evaluate(evaluate.EvalConfig(tasks=str(tasks), model=f"scripted:{tmp_path / 'script.txt'}", k=2,
-                                              json=str(out)))
+                                              proposers="episodes", all_episodes=True, json=str(out)))
     import json
     rows = {r["id"]: r for r in json.loads(out.read_text())["tasks"]}
     assert m["crashed_tasks"] == 1 and rows["crashes"]["crashed"] == "SIGSEGV"

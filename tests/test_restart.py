@@ -45,8 +45,7 @@ def test_eval_restart_best_reaches_a_fix_fresh_episodes_cannot(tmp_path):
     for restart in ("fresh", "best"):
         out = tmp_path / f"{restart}.json"
         m = evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=2, max_turns=1, restart=restart,
-                                json=str(out)))
-        runs[restart] = (m["best_of_k"], [e["restarted"] for e in json.loads(out.read_text())["tasks"][0]["episodes"]])
+                                proposers="episodes", all_episodes=True, json=str(out)))
+        runs[restart] = (m["best_of_k"], [e["solved"] for e in json.loads(out.read_text())["tasks"][0]["episodes"]])
     assert runs == {"fresh": (0.0, [False, False]), "best": (1.0, [False, True])}
     assert main(["--tasks", str(tasks), "--model", f"scripted:{script}", "--restart", "furthest"]) == 2
-    assert main(["--tasks", str(tasks), "--baseline", "enumerative", "--restart", "best"]) == 2

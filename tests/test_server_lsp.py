@@ -62,7 +62,8 @@ async def client(lsp_client: LanguageClient, request, tmp_path):
 
     params = types.InitializeParams(
         capabilities=client_capabilities(request.param), root_uri=tmp_path.as_uri(),
-        initialization_options={"model": f"scripted:{tmp_path / 'script.txt'}", "k": 2, "timeout": 60},
+        initialization_options={"model": f"scripted:{tmp_path / 'script.txt'}", "k": 2, "timeout": 60,
+                                "proposers": ["episodes"]},
         workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")])
     await lsp_client.initialize_session(params)
     lsp_client.root = tmp_path
@@ -132,7 +133,7 @@ async def test_fix_applies_one_versioned_edit_and_the_test_then_passes_scripted_
     assert "return a + b" in client.buffers[uri][1]
     assert "Fixed add" in ended(client)[0].message
     reports = [r for rs in client.progress_reports.values() for r in rs if isinstance(r, types.WorkDoneProgressReport)]
-    assert any("episode 1/2 · turn 1 · REPW 3 · 2/2 tests pass" in r.message for r in reports)
+    assert any("model · episode 1 · turn 1 · REPW 3 · 2/2 tests pass" in r.message for r in reports)
     assert any("REPW 3 >>>a - b >>>a + b" in m.message for m in client.log_messages)  # the chain of edits
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="coedit.report", arguments=[uri]))
@@ -140,6 +141,23 @@ async def test_fix_applies_one_versioned_edit_and_the_test_then_passes_scripted_
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                          cwd=client.root, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout
+
+
+@pytest.mark.asyncio
+async def test_the_default_engine_fixes_a_flipped_operator_by_search_without_loading_the_model(client):
+    """`return a - b` is fixed for a reason: the edit search tries the usual mistake of `-` first."""
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"coedit": {"proposers": ["search", "model"]}}))
+    uri = open_doc(client, "pkg/calc.py")
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(command="coedit.fix", arguments=[uri, 2]))
+    await wait_for(lambda: ended(client))
+    message = ended(client)[0].message
+    assert message.startswith("Fixed add: fixed by search (1 edit)"), message
+    assert len(client.applied) == 1 and "return a + b" in client.buffers[uri][1]
+    assert model_pids(client) == []  # the search found it: no model was loaded
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="coedit.report", arguments=[uri]))
+    assert "**Fixed by search**" in report and "`REPW 3 >>>- >>>+`" in report
 
 
 @pytest.mark.asyncio

@@ -104,10 +104,13 @@ def test_model_cache_loads_once_and_unloads_when_idle(tmp_path):
     cache, events = ModelCache(), []
     opts = Options(model=f"scripted:{script}")
     first = cache.get(opts, events.append)
-    assert cache.get(opts, events.append) is first and len(events) == 1
+    assert cache.get(opts, events.append) is first and events == ["loading model s.txt", f"model loaded (process {first.pid})"]
     time.sleep(0.3)
     assert cache.unload_if_idle(0.1) and not cache.unload_if_idle(0.1)
-    assert cache.get(opts, events.append) is not first and len(events) == 2
+    assert not first.alive  # unloading stops the model's process
+    again = cache.get(opts, events.append)
+    assert again is not first and again.alive and len(events) == 4
+    cache.close()
 
 
 def test_workspace_check_runs_doctests_and_reports_relative_lines(tmp_path):

@@ -37,7 +37,8 @@ def test_coedit_fix_runs_the_default_model_on_the_example(tmp_path):
     work = tmp_path / "shop"
     shutil.copytree(ROOT / "examples" / "shop", work)
     before = (work / "cart.py").read_text()
-    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--apply"],
+    res = subprocess.run([sys.executable, "-m", "server.cli", "fix", str(work / "cart.py"), "--k", "2", "--apply",
+                          "--proposers", "episodes"],
                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert res.stdout.count("## Episode") in (1, 2), res.stdout  # stops at the first that passes
@@ -68,7 +69,7 @@ async def client(lsp_client: LanguageClient, tmp_path):
 
     params = types.InitializeParams(  # no model setting: the shipped default
         capabilities=client_capabilities("visual_studio_code"), root_uri=tmp_path.as_uri(),
-        initialization_options={"k": 2, "timeout": 60},
+        initialization_options={"k": 2, "timeout": 60, "proposers": ["episodes"]},
         workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")])
     await lsp_client.initialize_session(params)
     lsp_client.root = tmp_path

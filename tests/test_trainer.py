@@ -14,7 +14,6 @@ from dsl import Command, EditorState, Episode, load_mbpp, new_conversation, pars
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
 from server.tokens import CHATML, TokenFormat  # noqa: E402
 from trainer.evaluate import EvalConfig, evaluate, main, pass_at_k  # noqa: E402
-from trainer.search import mutations  # noqa: E402
 from trainer.export import export  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
 from trainer.sft import SFTRun, load_rows, tokenize_rows, train  # noqa: E402
@@ -262,7 +261,7 @@ def test_eval_metrics_are_well_formed(tiny, tmp_path):
                                for i in range(3)))
     out = tmp_path / "eval.json"
     m = evaluate(EvalConfig(tasks=str(tasks), model=str(tiny), k=2, max_turns=2, json=str(out),
-                            plot=str(tmp_path / "eval.png")))
+                            proposers="episodes", all_episodes=True, plot=str(tmp_path / "eval.png")))
     saved = json.loads(out.read_text())
     for key in ("pass@1", "pass@k", "best_of_k", "invalid_rate", "mean_turns", "n_tasks", "k"):
         assert key in saved
@@ -278,11 +277,13 @@ def test_eval_redraws_a_command_that_would_revisit_code_and_counts_it(tmp_path):
     script = tmp_path / "noop.txt"  # a scripted "model" answers a redraw with the same no-op
     script.write_text("REPL 2 >>>    return x\nEXIT\n")
     out = tmp_path / "eval.json"
-    m = evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1, redraws=2, json=str(out)))
+    m = evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1, redraws=2, proposers="episodes",
+                            json=str(out)))
     episode = json.loads(out.read_text())["tasks"][0]["episodes"][0]
     assert episode["redrawn"] == 2 and episode["commands"] == ["REPL 2 >>>    return x", "EXIT"]
     assert m["redraws_per_episode"] == 2
-    assert evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1))["redraws_per_episode"] == 0
+    assert evaluate(EvalConfig(tasks=str(tasks), model=f"scripted:{script}", k=1,
+                               proposers="episodes"))["redraws_per_episode"] == 0
     assert main(["--tasks", str(tasks), "--model", f"scripted:{script}", "--redraws", "-1"]) == 2
 
 
@@ -292,12 +293,20 @@ def test_pass_at_k_estimator():
     assert pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)
 
 
-def test_enumerative_baseline_finds_a_one_token_fix(tmp_path):
+def test_eval_runs_the_repair_engine_and_reports_who_fixed_what(tmp_path):
     tasks = tmp_path / "t.jsonl"
-    tasks.write_text(Task("off-by-one", "def f(n):\n    return n - 1\n", "assert f(2) == 3").to_json())
-    m = evaluate(EvalConfig(tasks=str(tasks), baseline="enumerative", budget=20))
-    assert m["pass@1"] == 1.0
-    assert any(str(c) == "REPW 2 >>>- >>>+" for c in mutations("def f(n):\n    return n - 1\n"))
+    tasks.write_text("\n".join(t.to_json() for t in (
+        Task("off-by-one", "def f(n):\n    return n - 1\n", "assert f(2) == 3"),
+        Task("hopeless", "def f(n):\n    return 0\n", "assert f(2) == 'two'"))))
+    out = tmp_path / "e.json"
+    m = evaluate(EvalConfig(tasks=str(tasks), proposers="search", runs=20, json=str(out)))
+    assert m["fixed"] == 0.5 and m["fixed_by"] == {"search": 1} and m["model_only"] == 0
+    assert m["test_runs"]["median"] >= 2 and m["seconds_per_task"]["p90"] is not None
+    rows = {r["id"]: r for r in json.loads(out.read_text())["tasks"]}
+    assert rows["off-by-one"]["fix"] == ["REPW 2 >>>- >>>+"] and rows["off-by-one"]["fixed_by"] == "search"
+    assert not rows["hopeless"]["fixed"] and rows["hopeless"]["test_runs"] <= 20
+    assert main(["--tasks", str(tasks), "--proposers", "search,magic"]) == 2
+    assert main(["--tasks", str(tasks), "--baseline", "enumerative"]) == 2
 
 
 def test_eval_skip_and_limit_take_a_later_disjoint_slice(tmp_path):

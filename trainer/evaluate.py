@@ -1,37 +1,40 @@
-"""Stage 3 — evaluation: a model against tasks, through the backends the server serves with.
+"""Stage 3 — evaluation: exactly what Fix does, on a task set: the repair engine (`dsl.repair`) with
+the model in its own process, as the language server and `coedit fix` run it.
 
-    python -m trainer eval --model runs/sft-tiny/final --tasks runs/data/eval_mbpp_test.jsonl --k 4
+    python -m trainer eval --tasks ../shared/bench/quixbugs.jsonl --json runs/eval-quixbugs.json
+    python -m trainer eval --tasks runs/eval-set/eval_mbpp_test.jsonl --limit 100 --proposers search
+    python -m trainer eval --model runs/sft-tiny/final --proposers episodes --all-episodes --k 4 --tasks T
     python -m trainer eval --model runs/direct-tiny/final --mode direct --tasks ../shared/bench/quixbugs.jsonl
-    python -m trainer eval --baseline enumerative --tasks ../shared/bench/quixbugs.jsonl --budget 100
 
-Per task, k episodes (`dsl.run_episode`; the first greedy, the rest sampled at --temperature;
-with --redraws N, a command that would revisit code is drawn again at --temperature, as the server's
-`redraws` setting does; with --restart best, episodes after the first start from the furthest state
-an earlier one reached, dsl/restart.py).
-Reported: pass@1 and pass@k (the unbiased estimator over the n=k samples), verifier best-of-k
-(the user's view: the tests pick a passing episode when there is one; with the same tests picking
-and judging it equals pass@k), mean turns, invalid-command rate, generated tokens per episode,
-episodes/s. Baselines in the same harness: `none` (the code as given), `direct` models (one
-whole program per sample), and `enumerative` (single-line mutations of the buggy code, tried in a
-fixed order until one passes or --budget test runs are spent); `--mode ranked` is that search in
-the order a model prefers (trainer/search.py). Output: a markdown table on stdout,
-`--json OUT` (metrics and per-task results) and `--plot OUT.png` (pass@k vs k, solved vs turn).
+Per task: one run of the engine with --runs test runs and --seconds of wall clock (Fix's defaults:
+400 and 30), its --proposers (search, model = lines + episodes; default both), the shipped model
+unless --model. Reported (`--json OUT` carries every number and per-task rows): `fixed` (share of
+tasks with a plausible fix the audit passed), `fixed_by` (per proposer, who found it first),
+`model_only` (tasks a model proposer fixed), test runs and seconds to a fix and seconds per task
+(median and p90). The model's own pass@1 / pass@k / best-of-k (the unbiased estimator over its k
+episodes) come from `--proposers episodes --all-episodes` (every episode played; the first greedy,
+the rest sampled at --temperature; --restart fresh starts each from the task's code, best from the
+furthest state an earlier one reached; --redraws N draws again a command that would revisit
+code). Baselines in the same harness: `--baseline none` (the code as given) and `--mode direct`
+(one whole program per sample). A task whose model process crashes counts as failed and is
+reported; the run goes on. Output: a markdown table, `--json OUT`, `--plot OUT.png` (pass@k).
 """
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
-from dsl import RESTARTS, Task, Verifier, load_tasks, restart_task, run_episode
+from dsl import RESTARTS, RepairConfig, Task, TaskCheck, Verifier, load_tasks, repair
 from server.sampling import MIN_P, TOP_P, checked_cutoffs
 
 from .data import direct_messages
 from .flags import parse_flags
-from .search import run_search
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -45,14 +48,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 class EvalConfig:
     tasks: str = "runs/data/eval_mbpp_test.jsonl"
     model: str = ""  # checkpoint dir or .gguf; empty: the shipped default model
-    mode: str = "coe"  # coe | direct | ranked (the model orders the enumerative search: trainer/search.py)
-    baseline: str = ""  # none | enumerative (no model)
+    mode: str = "coe"  # coe (the repair engine) | direct (whole programs: the Direct baseline)
+    baseline: str = ""  # none: the code as given, no edit
     k: int = 1
     temperature: float = 0.7  # for samples after the first (the first is greedy)
     top_p: float = TOP_P  # sampling's cut-offs (server/sampling.py); 1 and 0: off
     min_p: float = MIN_P
     max_turns: int = 10
-    budget: int = 100  # enumerative and ranked: test runs per task
     limit: int = 0  # first N tasks only (after --skip)
     skip: int = 0  # leave out the first N tasks: a second sample of a set, disjoint from the first
     seed: int = 0
@@ -61,17 +63,20 @@ class EvalConfig:
     threads: int = 0
     grammar: str = "code"  # code | syntax | off: what the model may write (server/backends.py)
     redraws: int = 0  # draw again a command that would revisit code, up to N times (dsl/episode.py)
-    restart: str = "fresh"  # fresh | best: where episodes after the first start (dsl/restart.py)
+    restart: str = "best"  # best | fresh: where model episodes start (the furthest state so far, or the task's code)
+    proposers: str = "search,model"  # the repair engine's proposers: search, model (= lines, episodes)
+    runs: int = 400  # test runs per task (the engine's budget)
+    seconds: float = 30.0  # wall clock per task
+    all_episodes: bool = False  # play all k model episodes even after a fix (the model's pass@k)
 
 
 class ServedModel:
-    """The evaluated model as the server runs it, in its own processes (server/model_process.py):
-    a greedy one, and a sampling one when episodes sample. A process that crashes costs its task
-    (counted as failed, reported) and is replaced before the next; counts survive the restart."""
+    """The evaluated model as the server runs it, in its own process (server/model_process.py).
+    A process that crashes costs its task (counted as failed, reported) and is replaced before
+    the next; counts survive the restart."""
 
-    def __init__(self, cfg: EvalConfig, sampling: bool):
-        self.cfg, self.sampling = cfg, sampling
-        self.greedy = self.sampler = None
+    def __init__(self, cfg: EvalConfig):
+        self.cfg, self.model = cfg, None
         self._tokens = self._overflows = 0  # of processes already replaced
         self.start()
 
@@ -79,73 +84,96 @@ class ServedModel:
         from server.model_process import ModelProcess
         self.close()
         cfg = self.cfg
-        same = dict(threads=cfg.threads, seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar)
-        self.greedy = ModelProcess(cfg.model, temperature=0.0, **same)
-        self.sampler = (ModelProcess(cfg.model, temperature=cfg.temperature, top_p=cfg.top_p, min_p=cfg.min_p, **same)
-                        if self.sampling else None)
-
-    def _running(self) -> list:
-        return [p for p in (self.greedy, self.sampler) if p is not None]
+        self.model = ModelProcess(cfg.model, temperature=0.0, top_p=cfg.top_p, min_p=cfg.min_p, threads=cfg.threads,
+                                  seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar)
 
     def tokens(self) -> int:
-        return self._tokens + sum(p.generated_tokens for p in self._running())
+        return self._tokens + (self.model.generated_tokens if self.model else 0)
 
     def overflows(self) -> int:
-        return self._overflows + sum(p.overflows for p in self._running())
+        return self._overflows + (self.model.overflows if self.model else 0)
 
     def close(self) -> None:
-        for p in self._running():
-            self._tokens, self._overflows = self._tokens + p.generated_tokens, self._overflows + p.overflows
-            p.close()
-        self.greedy = self.sampler = None
+        if self.model is not None:
+            self._tokens, self._overflows = self.tokens(), self.overflows()
+            self.model.close()
+        self.model = None
 
 
-def run_coe(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
-    """Per-task results, and how many replies were not generated because the context was full."""
+def repair_config(cfg: EvalConfig) -> RepairConfig:
+    """The engine's settings from the flags (a ValueError names a bad one)."""
+    names: list[str] = []
+    for name in cfg.proposers.split(","):
+        names += ["lines", "episodes"] if name == "model" else [name]
+    rcfg = RepairConfig(runs=cfg.runs, seconds=cfg.seconds, proposers=tuple(dict.fromkeys(names)), episodes=cfg.k,
+                        max_turns=cfg.max_turns, temperature=cfg.temperature, redraws=cfg.redraws,
+                        stop_at_fix=not cfg.all_episodes, restart=cfg.restart)
+    rcfg.check()
+    return rcfg
+
+
+def run_engine(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
+    """Per task, the repair engine exactly as Fix runs it (`dsl.repair`), with the model in its own
+    process; and how many replies were not generated because the context was full."""
     from server.model_process import ModelCrashed
-    redraws = cfg.redraws if cfg.temperature > 0 and cfg.mode == "coe" else 0
-    served = ServedModel(cfg, sampling=cfg.k > 1 or bool(redraws))
+    rcfg = repair_config(cfg)
+    served = ServedModel(cfg) if {"lines", "episodes"} & set(rcfg.proposers) else None
     out = []
     for n, task in enumerate(tasks, 1):
-        eps: list[dict] = []
+        check, before = TaskCheck(task, verifier), served.tokens() if served else 0
         try:
-            eps = run_task(task, cfg, verifier, served, redraws)
-            out.append({"id": task.id, "episodes": eps})
+            res = repair(task, check, rcfg, model=served.model if served else None, run_tests=check.tests)
+            out.append(result_row(task, res, (served.tokens() if served else 0) - before))
         except ModelCrashed as e:  # the task fails; the run goes on with a new process
             print(f"  task {task.id}: the {e}; counted as failed", file=sys.stderr, flush=True)
             failed = {"solved": False, "turns": 0, "invalid": 0, "tokens": 0, "tests_passed": 0, "solved_at": None}
-            eps += [dict(failed) for _ in range(cfg.k - len(eps))]  # k samples, as every task has
-            out.append({"id": task.id, "episodes": eps, "crashed": e.signal or str(e)})
+            out.append({"id": task.id, "status": "crashed", "fixed": False, "fixed_by": "", "test_runs": 0,
+                        "seconds": 0.0, "runs_by": {}, "fix": [], "rejected": [], "ranking": [],
+                        "episodes": [dict(failed) for _ in range(cfg.k if "episodes" in rcfg.proposers else 0)],
+                        "crashed": e.signal or str(e)})
             served.start()
+        _progress(n, len(tasks), out)
+    overflows = served.overflows() if served else 0
+    if served:
+        served.close()
+    return out, overflows
+
+
+def result_row(task: Task, res, tokens: int) -> dict:
+    """One task's row of --json: the engine's outcome, and its model episodes as before."""
+    eps = []
+    for traj in res.episodes:
+        solved_at = next((i for i, t in enumerate(traj.turns, 1) if t.solved), None)
+        eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
+                    "tokens": tokens // max(len(res.episodes), 1), "redrawn": traj.redrawn,
+                    "commands": [t.text for t in traj.turns],
+                    "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
+                    "solved_at": solved_at if traj.solved else None})
+    fixed = res.status == "fixed"
+    return {"id": task.id, "status": res.status, "fixed": fixed, "fixed_by": res.proposer,
+            "test_runs": res.at.get("runs", res.runs) if fixed else res.runs,
+            "seconds": res.at.get("seconds", res.seconds) if fixed else res.seconds,
+            "runs_by": res.tried, "fix": res.commands, "rejected": res.rejected,
+            "ranking": [n for n, _ in res.ranking[:5]], "episodes": eps}
+
+
+def run_direct(tasks: list[Task], cfg: EvalConfig, verifier: Verifier) -> tuple[list[dict], int]:
+    """The Direct baseline: k whole programs per task (the first greedy), each judged by the tests."""
+    served = ServedModel(cfg)
+    out = []
+    for n, task in enumerate(tasks, 1):
+        eps = []
+        for i in range(cfg.k):
+            before = served.tokens()
+            program = served.model(direct_messages(task, task.code), temperature=0.0 if i == 0 else cfg.temperature)
+            r = verifier.verify(program, task.tests, task.timeout_s)
+            eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": served.tokens() - before,
+                        "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
+        out.append({"id": task.id, "fixed": any(e["solved"] for e in eps), "episodes": eps})
         _progress(n, len(tasks), out)
     overflows = served.overflows()
     served.close()
     return out, overflows
-
-
-def run_task(task: Task, cfg: EvalConfig, verifier: Verifier, served: ServedModel, redraws: int) -> list[dict]:
-    """The k episodes of one task (the first greedy), as result rows."""
-    eps, trajs = [], []
-    for i in range(cfg.k):
-        backend = served.greedy if i == 0 else served.sampler
-        before = served.tokens()
-        if cfg.mode == "direct":
-            program = backend(direct_messages(task, task.code))
-            r = verifier.verify(program, task.tests, task.timeout_s)
-            eps.append({"solved": r.passed, "turns": 1, "invalid": 0, "tokens": served.tokens() - before,
-                        "tests_passed": r.tests_passed, "solved_at": 1 if r.passed else None})
-            continue
-        start = restart_task(task, trajs) if cfg.restart == "best" else task
-        traj = run_episode(start, backend, verifier=verifier, max_turns=cfg.max_turns, redraws=redraws,
-                           redraw=served.sampler)
-        trajs.append(traj)
-        solved_at = next((t_i for t_i, t in enumerate(traj.turns, 1) if t.solved), None)
-        eps.append({"solved": traj.solved, "turns": len(traj.turns), "invalid": traj.invalid_turns,
-                    "tokens": served.tokens() - before, "redrawn": traj.redrawn,
-                    "commands": [t.text for t in traj.turns],
-                    "tests_passed": traj.turns[-1].tests_passed if traj.turns else 0,
-                    "solved_at": solved_at if traj.solved else None, "restarted": start is not task})
-    return eps
 
 
 def run_none(tasks: list[Task], verifier: Verifier) -> list[dict]:
@@ -155,19 +183,31 @@ def run_none(tasks: list[Task], verifier: Verifier) -> list[dict]:
 
 def _progress(n: int, total: int, out: list[dict]) -> None:
     if n % 10 == 0 or n == total:
-        solved = sum(any(e["solved"] for e in r["episodes"]) for r in out)
+        solved = sum(r.get("fixed", any(e["solved"] for e in r["episodes"])) for r in out)
         print(f"  {n}/{total} tasks, {solved} solved", file=sys.stderr, flush=True)
+
+
+def _pass(r: dict, k: int) -> float:
+    """pass@k of one task's episodes; 0 for a task that played none (the search fixed it first)."""
+    n = len(r["episodes"])
+    return pass_at_k(n, sum(e["solved"] for e in r["episodes"]), min(k, n)) if n else 0.0
+
+
+def _spread(values: list[float]) -> dict:
+    if not values:
+        return {"median": None, "p90": None}
+    ordered = sorted(values)
+    return {"median": statistics.median(ordered), "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]}
 
 
 def metrics(results: list[dict], k: int, seconds: float, overflows: int = 0) -> dict:
     eps = [e for r in results for e in r["episodes"]]
     n_tasks = len(results)
     turns = sum(e["turns"] for e in eps)
-    return {
+    m = {
         "n_tasks": n_tasks, "k": k,
-        "pass@1": sum(pass_at_k(len(r["episodes"]), sum(e["solved"] for e in r["episodes"]), 1) for r in results) / max(n_tasks, 1),
-        "pass@k": sum(pass_at_k(len(r["episodes"]), sum(e["solved"] for e in r["episodes"]), min(k, len(r["episodes"])))
-                      for r in results) / max(n_tasks, 1),
+        "pass@1": sum(_pass(r, 1) for r in results) / max(n_tasks, 1),
+        "pass@k": sum(_pass(r, k) for r in results) / max(n_tasks, 1),
         "best_of_k": sum(any(e["solved"] for e in r["episodes"]) for r in results) / max(n_tasks, 1),
         "mean_turns": turns / max(len(eps), 1),
         "invalid_rate": sum(e["invalid"] for e in eps) / max(turns, 1),
@@ -178,9 +218,25 @@ def metrics(results: list[dict], k: int, seconds: float, overflows: int = 0) -> 
         "crashed_tasks": sum("crashed" in r for r in results),  # the model's process died: counted as failed
         "seconds": round(seconds, 1),
     }
+    if results and all("test_runs" in r for r in results):  # the repair engine's own numbers
+        fixed = [r for r in results if r["fixed"]]
+        m.update({"fixed": len(fixed) / n_tasks, "fixed_by": dict(Counter(r["fixed_by"] for r in fixed)),
+                  "model_only": sum(r["fixed_by"].startswith("model") for r in fixed),
+                  "test_runs": _spread([r["test_runs"] for r in fixed]),
+                  "seconds_to_fix": _spread([r["seconds"] for r in fixed]),
+                  "seconds_per_task": _spread([r["seconds"] for r in results]),
+                  "rejected_by_audit": sum(bool(r["rejected"]) for r in results)})
+    return m
 
 
 def table(m: dict, label: str) -> str:
+    if "fixed" in m:
+        by = ", ".join(f"{k} {v}" for k, v in sorted(m["fixed_by"].items())) or "-"
+        fmt = lambda d: "-" if d["median"] is None else f"{d['median']:g} / {d['p90']:g}"  # noqa: E731
+        return ("| run | tasks | fixed | fixed by | test runs to fix (median / p90) | s to fix (median / p90) | "
+                "s per task (median / p90) |\n|---|---|---|---|---|---|---|\n"
+                f"| {label} | {m['n_tasks']} | {100 * m['fixed']:.1f}% | {by} | {fmt(m['test_runs'])} | "
+                f"{fmt(m['seconds_to_fix'])} | {fmt(m['seconds_per_task'])} |")
     return ("| run | tasks | k | pass@1 | pass@k | best-of-k | mean turns | invalid | tokens/ep | ep/s |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n"
             f"| {label} | {m['n_tasks']} | {m['k']} | {100 * m['pass@1']:.1f}% | {100 * m['pass@k']:.1f}% | "
@@ -208,16 +264,13 @@ def plot(results: list[dict], k: int, path: str, label: str) -> None:
 def evaluate(cfg: EvalConfig) -> dict:
     if cfg.skip < 0 or cfg.limit < 0 or cfg.redraws < 0:
         raise ValueError("--skip, --limit and --redraws take a number, 0 or more")
-    if cfg.baseline not in ("", "none", "enumerative"):
-        raise ValueError(f"--baseline must be none or enumerative, not {cfg.baseline!r}")
-    if cfg.mode not in ("coe", "direct", "ranked"):
-        raise ValueError(f"--mode must be coe, direct or ranked, not {cfg.mode!r}")
+    if cfg.baseline not in ("", "none"):
+        raise ValueError(f"--baseline must be none, not {cfg.baseline!r} (the edit search is --proposers search)")
+    if cfg.mode not in ("coe", "direct"):
+        raise ValueError(f"--mode must be coe or direct, not {cfg.mode!r}")
     if cfg.restart not in RESTARTS:
         raise ValueError(f"--restart must be {' or '.join(RESTARTS)}, not {cfg.restart!r}")
-    if cfg.restart != "fresh" and (cfg.mode != "coe" or cfg.baseline):
-        raise ValueError("--restart applies to CoE episodes (--mode coe) only")
-    if (cfg.mode == "ranked" or cfg.baseline) and cfg.k != 1:
-        raise ValueError("a search (--mode ranked, --baseline) is one deterministic run per task: leave --k at 1")
+    repair_config(cfg)  # unknown proposers or budgets: an error before anything loads
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
     if not tasks:
         raise ValueError(f"{cfg.tasks}: no tasks" + (f" left after --skip {cfg.skip}" if cfg.skip else ""))
@@ -225,22 +278,15 @@ def evaluate(cfg: EvalConfig) -> dict:
     t0, overflows = time.time(), 0
     if cfg.baseline == "none":
         results, label = run_none(tasks, verifier), "no edit"
-    elif cfg.baseline == "enumerative":
-        results, label = run_search(tasks, verifier, cfg.budget, _progress), f"enumerative ({cfg.budget} runs)"
     else:
-        if not cfg.model:
+        if not cfg.model and (cfg.mode == "direct" or cfg.proposers != "search"):
             from server.defaults import default_model
             cfg.model = str(default_model())
-        if cfg.mode == "ranked":
-            from server.model_process import ModelProcess
-            model = ModelProcess(cfg.model, threads=cfg.threads, seed=cfg.seed)
-            try:
-                results = run_search(tasks, verifier, cfg.budget, _progress, model=model)
-            finally:
-                model.close()
-            overflows, label = model.overflows, f"ranked {Path(cfg.model).name} ({cfg.budget} runs)"
+        if cfg.mode == "direct":
+            (results, overflows), label = run_direct(tasks, cfg, verifier), f"direct {Path(cfg.model).name}"
         else:
-            (results, overflows), label = run_coe(tasks, cfg, verifier), f"{cfg.mode} {Path(cfg.model).name}"
+            (results, overflows), label = run_engine(tasks, cfg, verifier), " ".join(
+                [cfg.proposers, Path(cfg.model).name if cfg.proposers != "search" else ""]).strip()
     m = metrics(results, cfg.k, time.time() - t0, overflows)
     verifier.close()
     print(table(m, label))

@@ -31,7 +31,8 @@ function pythonDefaults(): Record<string, unknown> {
     for (const m of body.matchAll(/^ {4}(\w+): [\w[\]]+ = (.+?)\s+#/gm)) {
         const name = m[1].replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
         const value = m[2];
-        out[name] = value.startsWith('"') ? JSON.parse(value) : value.startsWith('field(') ? [] : Number(value);
+        const list = value.match(/^field\(default_factory=lambda: (\[.*\])\)$/);
+        out[name] = value.startsWith('"') ? JSON.parse(value) : list ? JSON.parse(list[1]) : value.startsWith('field(') ? [] : Number(value);
     }
     return out;
 }

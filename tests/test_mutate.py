@@ -1,0 +1,109 @@
+"""The edit search's operators (dsl/mutate.py): each produces the edit it is for, as a command that
+applies, and nothing that does not compile reaches a test run."""
+from __future__ import annotations
+
+import pytest
+
+from dsl import EditorState
+from dsl.mutate import Candidates, Hints, hints_from_feedback, mutations
+
+
+def produced(code: str, hints: Hints | None = None) -> dict[str, set[str]]:
+    """operator -> the programs its mutations leave."""
+    state = EditorState.from_code(code)
+    out: dict[str, set[str]] = {}
+    for m in mutations(code, hints=hints):
+        new = state.apply(m.command)
+        assert isinstance(new, EditorState), m  # every command applies
+        out.setdefault(m.operator, set()).add(new.to_code())
+    return out
+
+
+CASES = [
+    ("compare", "def f(a, b):\n    return a < b\n", "def f(a, b):\n    return a <= b\n"),
+    ("compare", "def f(x, s):\n    return x in s\n", "def f(x, s):\n    return x not in s\n"),
+    ("compare", "def f(x):\n    return x is None\n", "def f(x):\n    return x is not None\n"),
+    ("binop", "def f(a, b):\n    return a - b\n", "def f(a, b):\n    return a + b\n"),
+    ("binop", "def f(n):\n    return n ^ (n - 1)\n", "def f(n):\n    return n & (n - 1)\n"),
+    ("augassign", "def f(t, x):\n    t -= x\n    return t\n", "def f(t, x):\n    t += x\n    return t\n"),
+    ("boolop", "def f(a, b):\n    return a and b\n", "def f(a, b):\n    return a or b\n"),
+    ("not", "def f(a):\n    return not a\n", "def f(a):\n    return a\n"),
+    ("not", "def f(a):\n    if a > 1:\n        return 1\n", "def f(a):\n    if not (a > 1):\n        return 1\n"),
+    ("constant", "def f():\n    return 0\n", "def f():\n    return 1\n"),
+    ("constant", "def f():\n    return True\n", "def f():\n    return False\n"),
+    ("constant", "def f():\n    return []\n", "def f():\n    return [[]]\n"),
+    ("bounds", "def f(r):\n    return range(0, r)\n", "def f(r):\n    return range(0, r + 1)\n"),
+    ("bounds", "def f(a, i):\n    return a[i]\n", "def f(a, i):\n    return a[i - 1]\n"),
+    ("bounds", "def f(d):\n    return len(d) * 2\n", "def f(d):\n    return (len(d) - 1) * 2\n"),
+    ("call", "def f(a, b):\n    return g(a, b)\n", "def f(a, b):\n    return g(b, a)\n"),
+    ("call", "def f(x):\n    return g(x)\n", "def f(x):\n    return x\n"),
+    ("call", "def f(x):\n    return min(x)\n", "def f(x):\n    return max(x)\n"),
+    ("call", "def f(p, x):\n    return any(x % q for q in p)\n", "def f(p, x):\n    return all(x % q for q in p)\n"),
+    ("operand", "def f(r, a):\n    return r + a\n", "def f(r, a):\n    return a + r\n"),
+    ("operand", "def f(x):\n    return 1 + g(x)\n", "def f(x):\n    return g(x)\n"),
+    ("name", "def f(a, b):\n    return a\n", "def f(a, b):\n    return b\n"),
+    ("name", "def f(n):\n    return n.outgoing\n\n\ndef g(n):\n    return n.incoming\n",
+     "def f(n):\n    return n.incoming\n\n\ndef g(n):\n    return n.incoming\n"),
+    ("name", "def f(q):\n    while True:\n        return q\n", "def f(q):\n    while q:\n        return q\n"),
+    ("statement", "def f(x):\n    x = x + 1\n    return x\n", "def f(x):\n    return x\n"),
+    ("statement", "def f(x):\n    x.pop()\n    return x\n", "def f(x):\n    x.pop()\n    x.pop()\n    return x\n"),
+    ("statement", "def f(x):\n    y = x * 2\n", "def f(x):\n    y = x * 2\n    return y\n"),
+]
+
+
+@pytest.mark.parametrize("operator,code,fixed", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_operator_produces_its_edit(operator, code, fixed):
+    assert fixed in produced(code).get(operator, set()), sorted(produced(code).get(operator, set()))
+
+
+def test_what_the_error_names_is_fixed_first():
+    code = "def f(xs):\n    return lenn(xs) + sorted(xs).indx(1)\n"
+    hints = hints_from_feedback("NameError: name 'lenn' is not defined\n'list' object has no attribute 'indx'")
+    assert hints.undefined == {"lenn"} and hints.missing_attrs == [("list", "indx")]
+    made = produced(code, hints)
+    assert "def f(xs):\n    return len(xs) + sorted(xs).indx(1)\n" in made["undefined_name"]
+    assert "def f(xs):\n    return lenn(xs) + sorted(xs).index(1)\n" in made["attribute_typo"]
+    first = mutations(code, hints=hints)[0]
+    assert first.operator in ("undefined_name", "attribute_typo")
+
+
+def test_a_missing_import_is_added_at_the_top():
+    code = "def f(s):\n    return re.sub('a', 'b', s)\n"
+    made = produced(code, hints_from_feedback("NameError: name 're' is not defined"))
+    assert "import re\n" + code in made["missing_import"]
+    made = produced("def f(xs):\n    return Counter(xs)\n", hints_from_feedback("name 'Counter' is not defined"))
+    assert "from collections import Counter\ndef f(xs):\n    return Counter(xs)\n" in made["missing_import"]
+
+
+def test_usual_mistakes_come_first_within_a_group():
+    """PIT's pairs: `-` is tried as `+` before `*`, `<` as `<=` before `==`."""
+    ops = [str(m) for m in mutations("def f(a, b):\n    return a - b\n") if m.operator == "binop"]
+    assert ops[0] == "REPW 2 >>>- >>>+"
+    ops = [str(m) for m in mutations("def f(a, b):\n    return a < b\n") if m.operator == "compare"]
+    assert ops[:2] == ["REPW 2 >>>< >>><=", "REPW 2 >>>< >>>>="]
+
+
+def test_candidates_that_do_not_compile_or_repeat_never_cost_a_run():
+    gate = Candidates("def f(x):\n    return x\n")
+    assert not gate.fresh("def f(x):\n    return x\n")  # the start itself
+    assert not gate.fresh("def f(x):\n    return (x)\n")  # the same AST
+    assert not gate.fresh("def f(x):\n    return x +\n")  # does not parse
+    assert not gate.fresh("def f(x):\n    return\n    yield from\n")
+    assert not gate.fresh("def f():\n    nonlocal y\n")  # parses, does not compile
+    assert gate.fresh("def f(x):\n    return x + 1\n") and not gate.fresh("def f(x):\n    return x+1\n")
+    # a statement deleted out of a block that then has none: offered by the operator, stopped by the gate
+    code = "def f(x):\n    if x:\n        return 1\n    return 0\n"
+    deletions = [m for m in mutations(code) if str(m) == "DELL 3"]
+    assert deletions and not Candidates().fresh(EditorState.from_code(code).apply(deletions[0].command).to_code())
+
+
+def test_code_with_a_syntax_error_gets_line_edits_only():
+    code = "def f(x):\n    else:\n    return x\n"
+    made = produced(code)
+    assert set(made) == {"statement"} and "def f(x):\n    return x\n" in made["statement"]
+
+
+def test_a_misspelt_def_is_renamed_to_what_the_tests_call():
+    code = "def split_llowerstring(text):\n    return text.lower()\n"
+    made = produced(code, hints_from_feedback("NameError: name 'split_lowerstring' is not defined"))
+    assert "def split_lowerstring(text):\n    return text.lower()\n" in made["undefined_name"]

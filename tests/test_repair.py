@@ -1,0 +1,135 @@
+"""The repair engine (dsl/repair.py) and its localization (dsl/localize.py), on the real sandbox.
+Model proposals come from scripted policies (`scripted:FILE` in a real model process), named so."""
+from __future__ import annotations
+
+import pytest
+
+from dsl import RepairConfig, Task, TaskCheck, Verifier, repair
+from dsl.localize import instrument, ochiai, rank, single_tests, spectrum
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    v = Verifier()
+    yield v
+    v.close()
+
+
+def run(task: Task, v: Verifier, cfg: RepairConfig | None = None, **kw):
+    check = TaskCheck(task, v)
+    return repair(task, check, cfg or RepairConfig(proposers=("search",)), run_tests=check.tests, **kw)
+
+
+def test_instrumented_code_reports_the_lines_each_test_runs(verifier):
+    code = "def f(x):\n    if x > 0:\n        return 1\n    return 0\n"
+    marked = instrument(code)
+    tests = "assert f(5) == 1\nassert f(-5) == 1"
+    [one, two] = single_tests(tests)
+    assert one == "assert f(5) == 1" and two == "assert f(-5) == 1"
+    spec = spectrum(code, tests, lambda c, t: verifier.verify(c, t))
+    assert spec.runs == [(True, {1, 2, 3}), (False, {1, 2, 4})]
+    scores = ochiai(spec)
+    assert scores[4] == 1.0 and scores[2] < 1.0 and 3 not in scores
+    assert marked is not None and instrument("def f(:\n") is None
+
+
+def test_single_tests_keep_setup_and_one_test_function_each():
+    tests = "import math\n\ndef helper():\n    return 2\n\ndef test_a():\n    assert helper() == 2\n\ndef test_b():\n    assert 1\n"
+    a, b = single_tests(tests)
+    assert "def helper" in a and "def test_a" in a and "def test_b" not in a
+    assert "import math" in b and "def test_b" in b and "def test_a" not in b
+
+
+def test_rank_puts_the_line_only_failing_tests_run_first(verifier):
+    code = "def f(x):\n    y = x * 2\n    if x > 10:\n        return y - 1\n    return y\n"
+    tests = "assert f(1) == 2\nassert f(2) == 4\nassert f(20) == 40"
+    first = verifier.verify(code, tests)
+    spec = spectrum(code, tests, lambda c, t: verifier.verify(c, t), first)
+    order = [n for n, _ in rank(code, spec, first)]
+    assert order[0] == 4 and 1 not in order  # the `def` line is never a suspect
+
+
+def test_search_fixes_a_one_token_bug_and_reports_who_and_when(verifier):
+    task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3\nassert f(0, 0) == 0")
+    events = []
+    res = run(task, verifier, on_event=events.append)
+    assert res.status == "fixed" and res.proposer == "search" and res.commands == ["REPW 2 >>>- >>>+"]
+    assert res.code == "def f(a, b):\n    return a + b\n" and res.final.passed
+    assert res.at["runs"] <= res.runs <= 400 and res.tried["start"] == 1
+    assert any("found a fix" in e for e in events)
+
+
+def test_two_bugs_are_fixed_by_a_chain_guided_by_tests_passing(verifier):
+    task = Task("t", "def f(x):\n    y = x - 1\n    return y * 3\n",
+                "assert f(0) == 0\nassert f(1) == 2\nassert f(2) == 4")
+    res = run(task, verifier)
+    assert res.status == "fixed" and res.proposer.startswith("search·") and res.final.passed
+    assert res.code == "def f(x):\n    y = x + 0\n    return y * 2\n" or len(res.commands) >= 2
+
+
+def test_a_passing_edit_the_audit_flags_is_never_offered(verifier):
+    """Deleting the guard makes the tests pass by exiting early; the audit rejects it."""
+    task = Task("t", "import sys\ndef f(x):\n    return x\nsys.exit(0) if False else None\n",
+                "assert f(1) == 2")
+    res = run(task, verifier, RepairConfig(proposers=("search",), runs=60))
+    assert not (res.status == "fixed" and "exit" in res.code)
+
+
+def test_budgets_are_kept_and_a_hopeless_task_says_so(verifier):
+    task = Task("t", "def f(x):\n    return 0\n", "assert f(1) == 'one'\nassert f(2) == 'two'")
+    res = run(task, verifier, RepairConfig(proposers=("search",), runs=15))
+    assert res.status == "not_fixed" and res.runs <= 15 and "nothing was changed" in res.message
+    res = run(task, verifier, RepairConfig(proposers=("search",), seconds=0.01))
+    assert res.status == "not_fixed" and res.seconds < 5
+
+
+def test_already_passing_and_invalid_tests_are_told_apart(verifier):
+    ok = Task("t", "def f():\n    return 1\n", "assert f() == 1")
+    assert run(ok, verifier).status == "already_passing"
+    bad = Task("t", "def f():\n    return 1\n", "assert f( == 1")
+    assert run(bad, verifier).status == "invalid"
+    with pytest.raises(ValueError, match="unknown proposers"):
+        repair(ok, TaskCheck(ok, verifier), RepairConfig(proposers=("magic",)))
+
+
+def test_a_fix_with_edits_it_does_not_need_is_shrunk_scripted_policy(verifier, tmp_path):
+    """An episode that fixes the bug and also rewrites a harmless line: the polish undoes the rest."""
+    from server.model_process import ModelProcess
+    script = tmp_path / "script.txt"
+    script.write_text("REPL 2 >>>    y = 1  # harmless\nREPW 3 >>>- >>>+\n")
+    model = ModelProcess(f"scripted:{script}")
+    task = Task("t", "def f(a, b):\n    y = 0\n    return a - b\n", "assert f(1, 2) == 3")
+    try:
+        res = run(task, verifier, RepairConfig(proposers=("episodes",)), model=model)
+    finally:
+        model.close()
+    assert res.status == "fixed" and res.proposer == "model·episode"
+    assert res.code == "def f(a, b):\n    y = 0\n    return a + b\n" and res.commands == ["REPW 3 >>>- >>>+"]
+    assert len(res.episodes) == 1 and len(res.episodes[0].turns) == 2
+
+
+def test_line_proposals_rewrite_the_suspect_lines_scripted_policy(verifier, tmp_path):
+    from server.model_process import ModelProcess
+    script = tmp_path / "script.txt"
+    script.write_text("REPL 2 >>>    return sorted(xs)[::-1]\n")
+    model = ModelProcess(f"scripted:{script}")
+    task = Task("t", "def f(xs):\n    return xs\n", "assert f([1, 3, 2]) == [3, 2, 1]")
+    try:
+        res = run(task, verifier, RepairConfig(proposers=("lines",)), model=model)
+    finally:
+        model.close()
+    assert res.status == "fixed" and res.proposer == "model·line" and res.tried == {"start": 1, "localize": 1,
+                                                                                        "model·line": 1}
+
+
+def test_code_that_does_not_compile_is_mended_without_test_runs_first(verifier):
+    from dsl.syntax_fix import error_line, syntax_fixes
+    code = "def f(x):\n    y = x + 1\n        if y > 3:\n    for z in w:\n    return y\n"
+    assert error_line(code) == 3
+    fixes = syntax_fixes(code)
+    assert fixes and all(error_line(c) == 0 for c, _ in fixes)
+    assert ("def f(x):\n    y = x + 1\n    return y\n", ("DELL 3", "DELL 3")) in fixes
+    task = Task("t", code, "assert f(1) == 2\nassert f(5) == 6")
+    res = run(task, verifier)
+    assert res.status == "fixed" and res.code == "def f(x):\n    y = x + 1\n    return y\n"
+    assert error_line("def f(x):\n    return x\n") == 0 and syntax_fixes("def f(x):\n    return x\n") == []

@@ -86,16 +86,23 @@ class ModelCache:
 
 class LazyModel:
     """The model as the repair engine sees it, loaded only when a model proposer first asks (a fix
-    the search finds never waits for a model to load)."""
+    the search finds never waits for a model to load). One fix keeps the process it started with:
+    if that process dies, the fix ends with ModelCrashed, and only the next fix starts another."""
 
     def __init__(self, models: ModelCache, opts: Options, on_event: Callable[[str], None]):
         self.models, self.opts, self.on_event = models, opts, on_event
+        self._model: ModelProcess | None = None
+
+    def _get(self) -> ModelProcess:
+        if self._model is None:
+            self._model = self.models.get(self.opts, self.on_event)
+        return self._model
 
     def __call__(self, messages, temperature=None):
-        return self.models.get(self.opts, self.on_event)(messages, temperature=temperature)
+        return self._get()(messages, temperature=temperature)
 
     def complete(self, messages, prefix, n, temperature=0.7):
-        return self.models.get(self.opts, self.on_event).complete(messages, prefix, n, temperature)
+        return self._get().complete(messages, prefix, n, temperature)
 
 
 def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Options, models: ModelCache, *,

@@ -106,7 +106,8 @@ def workspace_tests(ws: Path) -> subprocess.CompletedProcess:
 
 
 def test_nvim_fix_writes_the_buffer_and_the_test_passes(model, tmp_path):
-    """With the shipped model too: since the GPU-trained adapter it fixes `return a - b` (k = 4)."""
+    """Fix as a user runs it (the repair engine, search and model): `return a - b` is fixed for a
+    reason whatever the model, since the edit search tries `-`'s usual mistake, `+`, first."""
     ws = make_workspace(tmp_path, TESTS)
     assert workspace_tests(ws).returncode == 1  # the bug is real
     record = run_nvim(tmp_path, ws, "fix", {"model": model, "k": 4, "timeout": 60}, wait_s=180)

@@ -28,7 +28,7 @@ _EXIT_CALLS = {"exit", "quit", "_exit"}
 _INTROSPECTION = {"_getframe", "inspect", "globals", "__builtins__", "builtins", "settrace", "setprofile"}
 
 
-def _parse(source: str) -> ast.Module | None:
+def parse_python(source: str) -> ast.Module | None:
     """`source`'s AST, or None when it does not parse. Quietly: the policy's code may hold escapes
     like "\\d" that Python 3.12 warns about (SyntaxWarning) at parse time, which would flood RL's log."""
     with warnings.catch_warnings():
@@ -36,12 +36,12 @@ def _parse(source: str) -> ast.Module | None:
         warnings.simplefilter("ignore", DeprecationWarning)  # the same warning's category before 3.12
         try:
             return ast.parse(source)
-        except (SyntaxError, ValueError):  # ValueError: older Pythons' answer to a null byte
-            return None
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a null byte (older Pythons)
+            return None  # RecursionError, MemoryError: code nested too deep for the parser
 
 
 def _literals(source: str) -> set[object]:
-    tree = _parse(source)
+    tree = parse_python(source)
     if tree is None:
         return set()
     return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (int, float, str))
@@ -51,7 +51,7 @@ def _literals(source: str) -> set[object]:
 def _marks(source: str, test_literals: set[object]) -> Counter:
     """How often each suspicious pattern occurs in `source` (empty for code that does not parse)."""
     found: Counter = Counter()
-    tree = _parse(source)
+    tree = parse_python(source)
     if tree is None:
         return found
     for node in ast.walk(tree):

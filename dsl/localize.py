@@ -23,10 +23,10 @@ from __future__ import annotations
 import ast
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
+from .audit import parse_python
 from .verifier import VerifyResult, plan_tests
 
 HIT = "\x00coedit-hit "
@@ -70,12 +70,9 @@ class _Hits(ast.NodeTransformer):
 
 def instrument(code: str) -> str | None:
     """`code` reporting each line the first time it runs (stdout markers), or None if it does not parse."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError):
-            return None
+    tree = parse_python(code)
+    if tree is None:
+        return None
     futures = [s for s in tree.body if isinstance(s, ast.ImportFrom) and s.module == "__future__"]
     rest = ast.Module([s for s in tree.body if s not in futures], [])
     _Hits().generic_visit(rest)
@@ -147,13 +144,8 @@ def _weight(line: str) -> int:
 def _string_lines(code: str) -> set[int]:
     """Lines that hold only a bare string statement (docstrings) or a comment."""
     out = {n for n, text in enumerate(code.split("\n"), 1) if text.lstrip().startswith("#")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError):
-            return out
-    for node in ast.walk(tree):
+    tree = parse_python(code)
+    for node in ast.walk(tree) if tree else ():
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             out |= set(range(node.lineno, node.end_lineno + 1))
     return out

@@ -34,6 +34,7 @@ import difflib
 import warnings
 from dataclasses import dataclass, field
 
+from .audit import parse_python
 from .commands import Command, line_edit
 from .state import EditorState
 
@@ -115,15 +116,6 @@ class Candidates:
             return False
         self.seen.add(key)
         return True
-
-
-def _parse(code: str) -> ast.Module | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return None
 
 
 def _swap(line: str, a: int, b: int, new: str) -> str:
@@ -377,7 +369,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
     and, within a line, by operator family in `order` (default `ORDER`). Not yet deduplicated or
     compiled: `Candidates` does that as they are tried."""
     state = EditorState.from_code(code)
-    tree = _parse(code)
+    tree = parse_python(code)
     hints = hints or Hints()
     order = order or ORDER
     lines = [n for n in (lines or range(1, len(state.lines) + 1)) if 1 <= n <= len(state.lines)]

@@ -20,6 +20,18 @@ def run(task: Task, v: Verifier, cfg: RepairConfig | None = None, **kw):
     return repair(task, check, cfg or RepairConfig(proposers=("search",)), run_tests=check.tests, **kw)
 
 
+def with_script(task: Task, v: Verifier, tmp_path, commands: str, proposer: str):
+    """The engine with one model proposer, played by a scripted policy in a real model process."""
+    from server.model_process import ModelProcess
+    script = tmp_path / "script.txt"
+    script.write_text(commands)
+    model = ModelProcess(f"scripted:{script}")
+    try:
+        return run(task, v, RepairConfig(proposers=(proposer,)), model=model)
+    finally:
+        model.close()
+
+
 def test_instrumented_code_reports_the_lines_each_test_runs(verifier):
     code = "def f(x):\n    if x > 0:\n        return 1\n    return 0\n"
     marked = instrument(code)
@@ -94,30 +106,16 @@ def test_already_passing_and_invalid_tests_are_told_apart(verifier):
 
 def test_a_fix_with_edits_it_does_not_need_is_shrunk_scripted_policy(verifier, tmp_path):
     """An episode that fixes the bug and also rewrites a harmless line: the polish undoes the rest."""
-    from server.model_process import ModelProcess
-    script = tmp_path / "script.txt"
-    script.write_text("REPL 2 >>>    y = 1  # harmless\nREPW 3 >>>- >>>+\n")
-    model = ModelProcess(f"scripted:{script}")
     task = Task("t", "def f(a, b):\n    y = 0\n    return a - b\n", "assert f(1, 2) == 3")
-    try:
-        res = run(task, verifier, RepairConfig(proposers=("episodes",)), model=model)
-    finally:
-        model.close()
+    res = with_script(task, verifier, tmp_path, "REPL 2 >>>    y = 1  # harmless\nREPW 3 >>>- >>>+\n", "episodes")
     assert res.status == "fixed" and res.proposer == "model·episode"
     assert res.code == "def f(a, b):\n    y = 0\n    return a + b\n" and res.commands == ["REPW 3 >>>- >>>+"]
     assert len(res.episodes) == 1 and len(res.episodes[0].turns) == 2
 
 
 def test_line_proposals_rewrite_the_suspect_lines_scripted_policy(verifier, tmp_path):
-    from server.model_process import ModelProcess
-    script = tmp_path / "script.txt"
-    script.write_text("REPL 2 >>>    return sorted(xs)[::-1]\n")
-    model = ModelProcess(f"scripted:{script}")
     task = Task("t", "def f(xs):\n    return xs\n", "assert f([1, 3, 2]) == [3, 2, 1]")
-    try:
-        res = run(task, verifier, RepairConfig(proposers=("lines",)), model=model)
-    finally:
-        model.close()
+    res = with_script(task, verifier, tmp_path, "REPL 2 >>>    return sorted(xs)[::-1]\n", "lines")
     assert res.status == "fixed" and res.proposer == "model·line" and res.tried == {"start": 1, "localize": 1,
                                                                                         "model·line": 1}
 

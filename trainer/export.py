@@ -218,7 +218,8 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
     for path in evals:
         e = json.loads(Path(path).read_text())
         cfg = e["config"]
-        cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if v not in ("", 0, None) and k not in ("json", "plot"))
+        cmd = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in cfg.items()
+                       if v not in ("", 0, None, False) and k not in ("json", "plot"))
         lines += ["", f"### {e['label']} on `{Path(cfg['tasks']).name}`", "",
                   f"`python -m trainer eval {cmd}`", "",
                   "| tasks | k | pass@1 | pass@k | best-of-k | mean turns | invalid | tokens/episode |",
@@ -226,6 +227,9 @@ def model_card(model_dir: Path, out: Path, files: list[Path], evals: list[str]) 
                   f"| {e['n_tasks']} | {e['k']} | {100 * e['pass@1']:.1f}% | {100 * e['pass@k']:.1f}% | "
                   f"{100 * e['best_of_k']:.1f}% | {e['mean_turns']:.2f} | {100 * e['invalid_rate']:.1f}% | "
                   f"{e['tokens_per_episode']:.0f} |"]
+        if "fixed" in e:  # the repair engine's run: what a user gets
+            lines += ["", f"Fixed {100 * e['fixed']:.1f}% (by {e['fixed_by']}); median test runs to a fix "
+                          f"{e['test_runs']['median']}, seconds {e['seconds_to_fix']['median']}."]
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,6 @@ from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_end, can
 from .conversation import SYSTEM_PROMPT, new_conversation
 from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, scripted_policy
 from .repair import PROPOSERS, Repair, RepairConfig, RepairResult, TaskCheck, repair
-from .restart import RESTARTS, progress, restart_task
 from .sandbox import Job, JobResult, Limits, isolation, run_job
 from .sandbox_child import is_eq_compare
 from .state import ApplyError, EditorState, lines_in_view
@@ -18,7 +17,7 @@ from .verifier import TestResult, Verifier, VerifyResult, plan_tests
 __all__ = [
     "GRAMMAR_GBNF", "TEMPLATES", "Command", "ParseError", "can_end", "can_extend", "edit_script", "line_edit", "parse", "SYSTEM_PROMPT",
     "new_conversation", "Episode", "Trajectory", "Turn", "default_verifier", "run_episode",
-    "scripted_policy", "PROPOSERS", "Repair", "RepairConfig", "RepairResult", "TaskCheck", "repair", "RESTARTS", "progress", "restart_task", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
+    "scripted_policy", "PROPOSERS", "Repair", "RepairConfig", "RepairResult", "TaskCheck", "repair", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
     "EditorState", "lines_in_view", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
     "plan_tests", "is_eq_compare",
 ]

@@ -322,7 +322,8 @@ def _targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hi
                         yield "attribute_typo", _swap(line, end - len(attr.encode()), end, new)
 
 
-def _indent(text: str) -> str:
+def indent_of(text: str) -> str:
+    """The leading whitespace of a line."""
     return text[: len(text) - len(text.lstrip())]
 
 
@@ -337,7 +338,7 @@ def _statement_edits(state: EditorState, tree: ast.Module, n: int):
                                                                                ast.Try, ast.Return)):
         yield "statement", Command("ADDL", n + 1, line)
     if isinstance(stmt, ast.Expr) and stmt.end_lineno == n:
-        yield "statement", Command("REPL", n, f"{_indent(line)}return {line.strip()}")
+        yield "statement", Command("REPL", n, f"{indent_of(line)}return {line.strip()}")
 
 
 def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
@@ -348,7 +349,7 @@ def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
         last = fn.body[-1]
         if last.end_lineno not in lines and fn.lineno not in lines:
             continue
-        indent = _indent(state.lines[fn.body[0].lineno - 1])
+        indent = indent_of(state.lines[fn.body[0].lineno - 1])
         bound = [a.arg for a in fn.args.args] + sorted({t.id for x in ast.walk(fn) if isinstance(x, ast.Assign)
                                                        for t in x.targets if isinstance(t, ast.Name)})
         for name in dict.fromkeys(reversed(bound)):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .audit import audit
-from .commands import Command, ParseError, edit_script, parse
+from .commands import ParseError, edit_script, parse
 from .conversation import new_conversation
 from .episode import Trajectory, run_episode
 from .localize import rank, spectrum
@@ -46,6 +46,7 @@ from .tasks import Task
 from .verifier import VerifyResult
 
 PROPOSERS = ("search", "lines", "episodes")
+RESTARTS = ("best", "fresh")  # where model episodes start: the furthest state so far, or the start code
 TIERS = (("undefined_name", "attribute_typo", "missing_import", "boolop", "not", "compare", "augassign", "binop",
           "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
@@ -77,7 +78,7 @@ class RepairConfig:
             raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
         if self.runs < 1 or self.seconds <= 0 or self.episodes < 1 or self.max_turns < 1:
             raise ValueError("runs, seconds, episodes (--k) and max_turns must be positive")
-        if self.restart not in ("best", "fresh"):
+        if self.restart not in RESTARTS:
             raise ValueError(f"restart must be best or fresh, not {self.restart!r}")
 
 
@@ -375,5 +376,3 @@ def repair(task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig |
     return Repair(task, check, cfg, **kw).run()
 
 
-def commands_of(result: RepairResult) -> list[Command]:
-    return [c for c in (parse(t) for t in result.commands) if isinstance(c, Command)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 
 from .commands import Command
+from .mutate import indent_of as _indent
 from .state import EditorState
 
 WINDOW = (-2, -1, 0, 1)  # lines around the error line that edits touch
@@ -34,10 +35,6 @@ def error_line(code: str) -> int:
             return max(1, e.lineno or 1)
         except (ValueError, RecursionError, MemoryError):
             return 1
-
-
-def _indent(text: str) -> str:
-    return text[: len(text) - len(text.lstrip())]
 
 
 def _edits(state: EditorState, at: int):

@@ -35,7 +35,7 @@ from dsl import lines_in_view
 
 from .grammar import canonical_gbnf, grammar_allows, grammar_mode
 from .llama_runtime import check_cpu, plain_cpu_buffers
-from .model_files import ModelError, chat_of, gguf_meta, lora_base
+from .model_files import ModelError, chat_of, gguf_meta, lora_base, require_model
 from .sampling import MIN_P, TOP_P, at_temperature, checked_cutoffs, kept_by_cutoffs
 from .tokens import FORMATS, CHATML, LlamaTokenizer, TokenFormat
 
@@ -378,9 +378,8 @@ def load_backend(path: str | Path, **options) -> TransformersBackend | LlamaCppB
     if str(path).startswith("scripted:"):
         from .scripted import ScriptedBackend
         return ScriptedBackend(str(path)[len("scripted:"):])
+    require_model(str(path))
     path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelError(f"{path}: no such model (give a .gguf file or a checkpoint directory)")
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelError(f"{path}: not a .gguf file")

@@ -22,7 +22,7 @@ from typing import Callable
 from dsl import RepairConfig, RepairResult, Task, repair
 
 from .defaults import default_model
-from .model_files import ModelError
+from .model_files import ModelError, require_model
 from .model_process import ModelCrashed, ModelProcess
 from .discovery import NoTests, discover
 from .options import Options
@@ -124,9 +124,7 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
                        redraws=opts.redraws if opts.temperature > 0 else 0)
     try:
         if {"lines", "episodes"} & set(cfg.proposers):
-            model_path = opts.model or str(default_model())  # a model that is not there is said at once
-            if not model_path.startswith("scripted:") and not Path(model_path).expanduser().exists():
-                raise ModelError(f"{model_path}: no such model (give a .gguf file or a checkpoint directory)")
+            require_model(opts.model or str(default_model()))  # a model that is not there is said at once
         result = repair(task, check, cfg, model=LazyModel(models, opts, on_event), on_event=on_event,
                         cancelled=cancelled)
     except ModelCrashed as e:  # a native crash in the model's process: the document is untouched

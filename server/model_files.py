@@ -14,6 +14,13 @@ class ModelError(RuntimeError):
     """A model that cannot be used: missing, unreadable or of the wrong kind (with the fix)."""
 
 
+def require_model(path: str) -> None:
+    """A ModelError when `path` (a .gguf file or a checkpoint directory) is not there; `scripted:`
+    policies are checked where they are read."""
+    if not path.startswith("scripted:") and not Path(path).expanduser().exists():
+        raise ModelError(f"{path}: no such model (give a .gguf file or a checkpoint directory)")
+
+
 def chat_of(directory: Path) -> str:
     """The chat format a checkpoint directory was trained with (its coedit.json; ChatML if none)."""
     meta = directory / "coedit.json"

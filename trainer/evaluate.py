@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
-from dsl import RESTARTS, RepairConfig, Task, TaskCheck, Verifier, load_tasks, repair
+from dsl import RepairConfig, Task, TaskCheck, Verifier, load_tasks, repair
 from server.sampling import MIN_P, TOP_P, checked_cutoffs
 
 from .data import direct_messages
@@ -268,8 +268,6 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise ValueError(f"--baseline must be none, not {cfg.baseline!r} (the edit search is --proposers search)")
     if cfg.mode not in ("coe", "direct"):
         raise ValueError(f"--mode must be coe or direct, not {cfg.mode!r}")
-    if cfg.restart not in RESTARTS:
-        raise ValueError(f"--restart must be {' or '.join(RESTARTS)}, not {cfg.restart!r}")
     repair_config(cfg)  # unknown proposers or budgets: an error before anything loads
     tasks = load_tasks(cfg.tasks)[cfg.skip:][: cfg.limit or None]
     if not tasks:

@@ -6,7 +6,7 @@ running the model in its own process costs a turn.
 1. Decode tokens/s of the model (base GGUF + LoRA as shipped), greedy from a fixed prompt, each
    load in a fresh process, `--reps` times each, alternating: `use_extra_bufts` on (llama.cpp's
    default, which crashed LoRA models on AMX CPUs) against off (what coedit loads with,
-   server/llama_runtime.py). Ratio = off / on.
+   server/backends/llama_runtime.py). Ratio = off / on.
 2. A turn's pipe cost: the same conversations (the states of real episodes on MBPP-test
    corruptions) answered by the model in this process (`LlamaCppBackend`) and through its worker
    (`ModelProcess`), and the bare round trip (a scripted policy in a worker: JSON over the pipe,
@@ -32,8 +32,8 @@ DECODE = """
 import sys, time
 import llama_cpp.llama_cpp as lib
 from llama_cpp import Llama
-from server.model_files import gguf_meta, lora_base
-from server.llama_runtime import plain_cpu_buffers
+from server.backends import gguf_meta, lora_base
+from server.backends.llama_runtime import plain_cpu_buffers
 from pathlib import Path
 path = Path(sys.argv[1]); n = int(sys.argv[2]); plain = sys.argv[3] == "off"
 meta = gguf_meta(path)

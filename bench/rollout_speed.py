@@ -2,7 +2,7 @@
 1. one at a time, every position's logits computed (the transformers backend before it asked for
    the last position's only: a prefill of N tokens then also made N vocabulary-sized rows);
 2. one at a time (`trainer rl --batch-rows 0`, the default);
-3. all decoded together in lockstep (`trainer/lockstep.py`, `--batch-rows N`).
+3. all decoded together in lockstep (`server/backends/lockstep.py`, `--batch-rows N`).
 
     python bench/rollout_speed.py                       # the shipped model, RL's recipe (2 tasks x 4)
     python bench/rollout_speed.py --init runs/sft-tiny/final --preset tiny --tasks 4 --group 4
@@ -58,7 +58,8 @@ def main() -> int:
 
     import torch
     from server.backends import TransformersBackend
-    from trainer.lockstep import rollouts, row_stream
+    from server.backends import row_stream
+    from trainer.rollout import rollouts
     from trainer.rl import RLRun, load_policy
     from trainer.rl_tasks import candidates
     from trainer.rollout import rollout

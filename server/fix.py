@@ -22,7 +22,7 @@ from typing import Callable
 from dsl import RepairConfig, RepairResult, Task, repair
 
 from .defaults import default_model
-from .model_files import ModelError, require_model
+from .backends import ModelError, require_model
 from .model_process import ModelCrashed, ModelProcess
 from .discovery import NoTests, discover
 from .options import Options

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 
-from .model_files import ModelError
+from .backends import ModelError
 
 # a reply is at most a few hundred tokens; a worker silent this long is hung, not busy
 ANSWER_TIMEOUT_S = 600.0

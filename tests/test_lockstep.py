@@ -1,7 +1,7 @@
-"""Batched rollouts (trainer/lockstep.py) on the tiny model: every row's episode is token for token
-the episode the sequential path plays with the same random stream (greedy and sampled, replies cut
-at the token limit included), and an error in one episode reaches the caller without leaving the
-others waiting."""
+"""Batched rollouts (server/backends/lockstep.py, driven by trainer.rollout.rollouts) on the tiny
+model: every row's episode is token for token the episode the sequential path plays with the same
+random stream (greedy and sampled, replies cut at the token limit included), and an error in one
+episode reaches the caller without leaving the others waiting."""
 from __future__ import annotations
 
 import random
@@ -12,10 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dsl import Task, Verifier  # noqa: E402
-from server.backends import TransformersBackend  # noqa: E402
-from trainer.lockstep import Lockstep, rollouts, row_stream  # noqa: E402
+from server.backends import Lockstep, TransformersBackend, row_stream  # noqa: E402
 from trainer.rl_tasks import candidates  # noqa: E402
-from trainer.rollout import rollout  # noqa: E402
+from trainer.rollout import rollout, rollouts  # noqa: E402
 
 ADD = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0")
 

@@ -1,5 +1,5 @@
 """The model in its own process (server/model_process.py) and the portable llama.cpp runtime
-(server/llama_runtime.py): real worker processes, real signals, the real shipped GGUF.
+(server/backends/llama_runtime.py): real worker processes, real signals, the real shipped GGUF.
 
 Scripted policies (`scripted:FILE`, not a model) are named as such in the test names."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from dsl import Command, Episode, Task, new_conversation, parse
 from server.defaults import DEFAULT_MODEL
-from server.llama_runtime import compiled_features, missing_cpu_features
-from server.model_files import ModelError
+from server.backends.llama_runtime import compiled_features, missing_cpu_features
+from server.backends import ModelError
 from server.model_process import ModelCrashed, ModelProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_compiled_cpu_features_against_this_cpus_flags():
 
 def test_a_library_built_for_another_cpu_is_refused_with_the_rebuild_command(monkeypatch):
     llama_cpp = pytest.importorskip("llama_cpp")
-    from server import llama_runtime
+    from server.backends import llama_runtime
     monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: b"CPU : AVX2 = 1 | AMX_INT8 = 1 |")
     monkeypatch.setattr(llama_runtime, "cpu_flags", lambda: {"avx", "avx2"})
     with pytest.raises(ModelError, match=r"compiled for a CPU with amx_int8.*--no-binary llama-cpp-python"):
@@ -115,8 +115,8 @@ def _load_log(extra_bufts: bool) -> str:
 import sys
 from llama_cpp import Llama
 from server.backends import LlamaCppBackend
-from server.llama_runtime import plain_cpu_buffers
-from server.model_files import gguf_meta, lora_base
+from server.backends.llama_runtime import plain_cpu_buffers
+from server.backends import gguf_meta, lora_base
 from server.defaults import DEFAULT_MODEL
 base = lora_base(gguf_meta(DEFAULT_MODEL)["lora_base"], DEFAULT_MODEL)
 def load():

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dsl import Episode, Task, new_conversation, write_tasks  # noqa: E402
-from server.tokens import CHATML, TokenFormat  # noqa: E402
+from server.backends import CHATML, TokenFormat  # noqa: E402
 from dsl.audit import audit  # noqa: E402
 from trainer.rl import RLRun, train  # noqa: E402
 from trainer.rollout import episode_advantages, rollout, token_advantages, turn_advantages  # noqa: E402
@@ -343,7 +343,7 @@ def test_stacked_adapters_equal_the_second_over_the_first_merged(sft_adapter, tm
     base+SFT merged, exactly (both adapters random, so dropping either would show)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-    from trainer.export import stack_adapters
+    from trainer.adapters import stack_adapters
     base, adapter, peft, tok = sft_adapter
     second = random_lora(peft.merge_and_unload())
     second.save_pretrained(tmp_path / "rl-only")

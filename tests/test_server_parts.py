@@ -12,7 +12,7 @@ from server.discovery import NoTests, discover
 from server.edits import apply_edits, line_edits
 from server.fix import ModelCache
 from server.options import Options, options_from_json
-from server.sampling import checked_cutoffs, kept_by_cutoffs
+from server.backends.sampling import checked_cutoffs, kept_by_cutoffs
 from server.target import find_target
 
 ENCODINGS = [types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf32]

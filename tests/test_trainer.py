@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from dsl import Command, EditorState, Episode, load_mbpp, new_conversation, parse, Task  # noqa: E402
 from server.backends import LlamaCppBackend, TransformersBackend, load_backend, ModelError  # noqa: E402
-from server.tokens import CHATML, TokenFormat  # noqa: E402
+from server.backends import CHATML, TokenFormat  # noqa: E402
 from trainer.evaluate import EvalConfig, evaluate, main, pass_at_k  # noqa: E402
 from trainer.export import export  # noqa: E402
 from trainer.presets import PRESETS  # noqa: E402
@@ -129,7 +129,7 @@ def test_kv_cache_reuse_across_turns_samples_the_same_tokens(tiny):
     assert fed[0] == len(second) - len(first) - len(reply)  # the previous turn's cache was reused
     replay = TransformersBackend(tiny, temperature=1.0, seed=3, max_new_tokens=24)
     replay.generate_ids(first)  # same rng draws as `cached` made on its first turn
-    replay._past, replay._fed = None, []  # forget the cache: the second turn is prefilled whole
+    replay.forget_cache()  # forget the cache: the second turn is prefilled whole
     assert replay.generate_ids(second)[0] == again
 
 
@@ -158,7 +158,7 @@ def test_export_round_trips_through_llama_cpp(tiny, tmp_path):
     import numpy as np
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from server.tokens import LlamaTokenizer
+    from server.backends.tokens import LlamaTokenizer
     files = export(tiny, tmp_path / "m")
     assert [f.name for f in files] == ["model-f16.gguf", "model-q8_0.gguf"]
     card = (tmp_path / "m" / "README.md").read_text()
@@ -220,7 +220,7 @@ def test_lora_gguf_reads_back_into_the_peft_adapter_it_came_from(data, tmp_path,
     GGUF is a clear error."""
     from safetensors.torch import load_file
     from trainer.export import convert, convert_lora
-    from trainer.gguf_adapter import adapter_from_gguf
+    from trainer.adapters import adapter_from_gguf
     from trainer.presets import build, conversation_texts
     model, tok = build(PRESETS["llama-3.2-1b"], tokenizer_texts=conversation_texts(data), tiny_random=True)
     assert model.config.num_key_value_heads < model.config.num_attention_heads

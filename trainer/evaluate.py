@@ -31,10 +31,10 @@ from math import comb
 from pathlib import Path
 
 from dsl import RepairConfig, Task, TaskCheck, Verifier, load_tasks, repair
-from server.sampling import MIN_P, TOP_P, checked_cutoffs
+from server.backends import MIN_P, TOP_P
 
 from .data import direct_messages
-from .flags import parse_flags
+from .flags import parse_flags, run_stage
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -52,7 +52,7 @@ class EvalConfig:
     baseline: str = ""  # none: the code as given, no edit
     k: int = 1
     temperature: float = 0.7  # for samples after the first (the first is greedy)
-    top_p: float = TOP_P  # sampling's cut-offs (server/sampling.py); 1 and 0: off
+    top_p: float = TOP_P  # sampling's cut-offs (server/backends/sampling.py); 1 and 0: off
     min_p: float = MIN_P
     max_turns: int = 10
     limit: int = 0  # first N tasks only (after --skip)
@@ -61,7 +61,7 @@ class EvalConfig:
     json: str = ""
     plot: str = ""
     threads: int = 0
-    grammar: str = "code"  # code | syntax | off: what the model may write (server/backends.py)
+    grammar: str = "code"  # code | syntax | off: what the model may write (server/backends/)
     redraws: int = 0  # draw again a command that would revisit code, up to N times (dsl/episode.py)
     restart: str = "best"  # best | fresh: where model episodes start (the furthest state so far, or the task's code)
     proposers: str = "search,model"  # the repair engine's proposers: search, model (= lines, episodes)
@@ -301,11 +301,4 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_flags(EvalConfig, argv, "python -m trainer eval", __doc__.split("\n\n")[0])
-    from server.backends import ModelError
-    try:
-        checked_cutoffs(cfg.top_p, cfg.min_p)  # before minutes of loading, not after
-        evaluate(cfg)
-    except (ModelError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_stage(lambda: evaluate(cfg), cfg.top_p, cfg.min_p)

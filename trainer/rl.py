@@ -12,7 +12,7 @@ A rollout is one episode of the `dsl` tool (`trainer/rollout.py`): the model bei
 a command, the sandboxed verifier answers with the new state and test results, and so on until
 EXIT or the turn cap; token ids are appended turn by turn with an environment mask (model 1, tool
 0). With `--batch-rows N` a step's episodes are decoded N at a time, one forward pass per token
-for all of them (`trainer/lockstep.py`; meant for a GPU: on the CPU, one at a time, the default,
+for all of them (`server.backends.Lockstep`; meant for a GPU: on the CPU, one at a time, the default,
 is as fast). Rewards are the paper's (`dsl/episode.py`; `--reward partial` adds the change in
 tests passing); advantages are normalised per turn over each group (`turn_advantages`, the
 paper's; `--advantage episode`: each episode's normalised return on all its turns), shaped (batch,
@@ -39,17 +39,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dsl import Verifier, load_tasks, write_tasks
-from server.backends import ModelError, TransformersBackend
-from server.model_files import chat_of
-from server.sampling import MIN_P, TOP_P, checked_cutoffs
-from server.tokens import CHATML, FORMATS
+from server.backends import CHATML, FORMATS, MIN_P, TOP_P, ModelError, TransformersBackend, chat_of
 
-from .flags import parse_flags
+from .adapters import is_adapter, merged_adapter, save_stacked_adapter
+from .flags import parse_flags, run_stage
 from .presets import LORA, PRESETS
-from .rl_callbacks import heldout_callback, time_cap
+from .rl_callbacks import heldout_callback, plot_curves, time_cap
 from .rl_tasks import candidates, probe
-from .lockstep import rollouts
-from .rollout import ADVANTAGES, token_advantages
+from .rollout import ADVANTAGES, rollouts, token_advantages
 
 
 @dataclass
@@ -74,7 +71,7 @@ class RLRun:
     loss_type: str = "grpo"  # TRL loss aggregation: grpo | dapo | dr_grpo | bnpo
     temperature: float = 1.0
     top_k: int = 40
-    # sampling's cut-offs, as the server and `trainer eval` sample (server/sampling.py); 1 and 0: off
+    # sampling's cut-offs, as the server and `trainer eval` sample (server/backends/sampling.py); 1 and 0: off
     top_p: float = TOP_P
     min_p: float = MIN_P
     max_turns: int = 10
@@ -82,7 +79,7 @@ class RLRun:
     context: int = 2048  # token budget of a whole episode
     reward: str = "paper"  # paper | partial
     advantage: str = "turn"  # turn (per-turn normalisation, the paper's) | episode (normalised return)
-    # episodes decoded together (trainer/lockstep.py): one forward pass per token for up to this
+    # episodes decoded together (server/backends/lockstep.py): one forward pass per token for up to this
     # many, the same episodes up to each row's own random stream. 0, one at a time: on the 2-core CPU
     # lockstep measured no faster (bench/rollout_speed.py) and held more memory; meant for a GPU
     batch_rows: int = 0
@@ -107,8 +104,8 @@ def load_policy(run: RLRun):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     init = Path(run.init)
-    if _init_is_adapter(run):
-        return _merged_adapter(run, init)
+    if is_adapter(run.init):
+        return merged_adapter(init, run.preset, run.base, sft_adapter(run))
     if not run.init or not (init / "config.json").is_file():
         raise ModelError(f"--init {run.init or '(none)'}: not a checkpoint directory; give the SFT model "
                          "(`python -m trainer sft --out DIR` writes DIR/final, and DIR/adapter for LoRA presets)")
@@ -117,59 +114,9 @@ def load_policy(run: RLRun):
     return model, tok, FORMATS.get(chat_of(init), CHATML)
 
 
-def _init_is_adapter(run: RLRun) -> bool:
-    """--init names a LoRA adapter (sft's OUT/adapter, or its GGUF) rather than a checkpoint."""
-    init = Path(run.init)
-    return bool(run.init) and ((init / "adapter_config.json").is_file() or (init.suffix == ".gguf" and init.is_file()))
-
-
-def _sft_adapter(run: RLRun) -> Path:
-    """The SFT adapter as a PEFT directory: --init itself, or where its GGUF was read back to."""
+def sft_adapter(run: RLRun) -> Path:
+    """The SFT adapter as a PEFT directory: --init itself, or where its GGUF is read back to."""
     return Path(run.out) / "init-adapter" if Path(run.init).suffix == ".gguf" else Path(run.init)
-
-
-def _merged_adapter(run: RLRun, adapter: Path):
-    """An SFT LoRA adapter over its preset's base, merged in memory. A GPU run brings back only the
-    adapter (small enough to carry), and a checkout has only the exported GGUF; merging here keeps
-    the KL reference the SFT model itself (TRL takes a PEFT policy's reference with its adapters
-    off, i.e. the base), and RL adds its own LoRA on top as it does for a merged checkpoint."""
-    from peft import PeftModel
-    from .export import LORA_BASES
-    from .gguf_adapter import adapter_from_gguf
-    from .presets import build, chat_format
-    preset = PRESETS[run.preset]
-    if preset.source == "scratch":
-        raise ModelError(f"--init {adapter}: an adapter needs a pretrained base; preset {run.preset} trains from "
-                         "scratch (give its OUT/final)")
-    gguf = adapter.suffix == ".gguf"
-    if gguf:
-        sidecar = adapter.with_suffix(".json")  # `trainer export --lora` names the base it adapts
-        lora_base = json.loads(sidecar.read_text()).get("lora_base") if sidecar.is_file() else None
-        if lora_base != LORA_BASES.get(run.preset):
-            raise ModelError(f"--init {adapter}: a LoRA over {lora_base or 'an unnamed base'} (its {sidecar.name}), "
-                             f"not over preset {run.preset}'s base")
-    else:
-        meta = adapter.parent / "coedit.json"  # the SFT run's record (preset, chat format), if it is there
-        trained = json.loads(meta.read_text()) if meta.is_file() else {}
-        if trained.get("preset", {}).get("name", run.preset) != run.preset:
-            raise ModelError(f"--init {adapter}: trained over preset {trained['preset']['name']}, not {run.preset}")
-        chat = trained.get("chat", "")
-    model, tok = build(preset, base=run.base or None)
-    if gguf:  # read back over the base just built: the read-back needs its module names
-        adapter, chat = adapter_from_gguf(adapter, model, _sft_adapter(run))
-        print(f"--init: read back into {adapter}", file=sys.stderr)
-    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    return model, tok, FORMATS.get(chat, chat_format(preset))
-
-
-def _save_stacked_adapter(model, init_adapter: Path, where: Path) -> None:
-    """OUT/adapter: the SFT adapter and RL's LoRA as one adapter over the preset's base, so that
-    `trainer export --lora OUT/adapter` ships the RL'd model as small as the SFT one."""
-    import tempfile
-    from .export import stack_adapters
-    with tempfile.TemporaryDirectory() as rl_only:
-        model.save_pretrained(rl_only)
-        stack_adapters(init_adapter, Path(rl_only), where)
 
 
 def rl_tasks(run: RLRun, model, tok, chat, verifier: Verifier) -> list:
@@ -260,21 +207,6 @@ def _trainer_class(advantage: str):
     return EpisodeGRPOTrainer
 
 
-def plot_curves(log_history: list[dict], heldout: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    pts = [(h["step"], h["reward"]) for h in log_history if "reward" in h]
-    a.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
-    a.set(xlabel="step", ylabel="mean episode reward", title="reward")
-    b.plot([p["step"] for p in heldout], [p["pass@1"] for p in heldout], marker="o")
-    b.set(xlabel="step", ylabel="pass@1", title="held-out pass@1 (greedy)", ylim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def train(run: RLRun) -> Path:
     import torch
     from accelerate import PartialState
@@ -331,8 +263,10 @@ def train(run: RLRun) -> Path:
     final = out / "final"
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
-        if use_lora and _init_is_adapter(run):
-            _save_stacked_adapter(model, _sft_adapter(run), out / "adapter")
+        if use_lora and is_adapter(run.init):
+            # OUT/adapter: the SFT adapter and RL's LoRA as one adapter over the preset's base, so
+            # that `trainer export --lora OUT/adapter` ships the RL'd model as small as the SFT one
+            save_stacked_adapter(model, sft_adapter(run), out / "adapter")
         model = model.merge_and_unload() if use_lora else model
         model.save_pretrained(final)
         tok.save_pretrained(final)
@@ -364,10 +298,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--advantage must be {' or '.join(ADVANTAGES)}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        checked_cutoffs(run.top_p, run.min_p)  # before minutes of loading, not after
-        train(run)
-    except (ModelError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_stage(lambda: train(run), run.top_p, run.min_p)

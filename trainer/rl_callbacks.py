@@ -1,4 +1,5 @@
-"""`trainer rl`'s two training callbacks: the held-out greedy pass@1 curve, and the time cap.
+"""`trainer rl`'s two training callbacks (the held-out greedy pass@1 curve, and the time cap) and
+the plot of its curves (`plot_curves`: OUT/curves.png).
 
 Both are TrainerCallbacks that need the trainer itself (`callback.trainer`, set after it is built)
 to reach the model being trained and its accelerator; `run` is the RLRun (trainer/rl.py).
@@ -13,7 +14,7 @@ from pathlib import Path
 from dsl import Verifier, load_tasks, run_episode
 from server.backends import TransformersBackend
 
-from .lockstep import rollouts
+from .rollout import rollouts
 
 
 def heldout_callback(run, chat, verifier: Verifier, curves: Path):
@@ -95,3 +96,18 @@ def time_cap(run):
             if self.trainer.accelerator.reduce(over, "max").item() > 0:
                 control.should_training_stop = self.stopped = True
     return TimeCap()
+
+
+def plot_curves(log_history: list[dict], heldout: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    pts = [(h["step"], h["reward"]) for h in log_history if "reward" in h]
+    a.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
+    a.set(xlabel="step", ylabel="mean episode reward", title="reward")
+    b.plot([p["step"] for p in heldout], [p["pass@1"] for p in heldout], marker="o")
+    b.set(xlabel="step", ylabel="pass@1", title="held-out pass@1 (greedy)", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

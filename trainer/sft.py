@@ -7,7 +7,7 @@
     python -m trainer sft ... --max-minutes 5     # stop (and save) after 5 minutes of training
     python -m trainer sft --mode direct --data runs/data/sft_direct.jsonl --same-rows-as runs/sft-smollm2 ...
 
-Rows are built by `server.tokens.TokenFormat`, the code the backends serve with, so training and
+Rows are built by `server.backends.TokenFormat`, the code the backends serve with, so training and
 inference see identical tokens; the loss is on the assistant's tokens only (commands and their
 stop token; in Direct mode, the fixed program). Rows longer than the preset's context are
 dropped, not truncated. The run's full config goes to `OUT/coedit.json` and tensorboard logs to
@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from server.tokens import TokenFormat
+from server.backends import TokenFormat
 
 from .flags import parse_flags
 from .presets import LORA, PRESETS, build, chat_format, conversation_texts

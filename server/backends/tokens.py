@@ -1,6 +1,6 @@
 """The one token format: how a conversation becomes model tokens, for training and serving alike.
 
-SFT rows (`trainer/sft.py`), RL rollouts and the inference backends (`server/backends.py`) all
+SFT rows (`trainer/sft.py`), RL rollouts and the inference backends (`server/backends/`) all
 encode through `TokenFormat`, so a model is trained on exactly the tokens it will be served.
 
 Each message is encoded on its own and the pieces are concatenated:

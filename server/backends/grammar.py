@@ -1,4 +1,4 @@
-"""The command grammar as decoding enforces it, the same for both backends (server/backends.py).
+"""The command grammar as decoding enforces it, the same for both backends (server/backends/).
 
 "code" (the default) lets a model write only commands that apply to the code in view (`dsl.can_extend`
 against `dsl.lines_in_view`); "syntax" any well-formed command (`dsl.GRAMMAR_GBNF`, which llama.cpp

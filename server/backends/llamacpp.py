@@ -1,0 +1,181 @@
+"""`LlamaCppBackend`: a GGUF file through llama-cpp-python, the backend the language server runs.
+
+The code grammar is a logits processor over `dsl.can_extend` (only commands that apply to the code in
+view); the syntax grammar, or a state it cannot read, is `dsl.GRAMMAR_GBNF`, which llama.cpp enforces
+itself. Besides the next command it `complete`s a forced start (`REPL 5 >>>`: the repair engine's
+line proposals) and `score`s given replies. llama.cpp is loaded the portable way (llama_runtime.py).
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+from functools import partial
+from itertools import islice
+from pathlib import Path
+
+from dsl import GRAMMAR_GBNF, lines_in_view
+
+from .grammar import canonical_gbnf, grammar_allows, grammar_mode
+from .limits import overflows, reply_limit
+from .llama_runtime import check_cpu, plain_cpu_buffers
+from .model_files import ModelError, gguf_meta, lora_base
+from .sampling import HEAD, MIN_P, TOP_P, at_temperature, checked_cutoffs
+from .tokens import CHATML, FORMATS, LlamaTokenizer, TokenFormat
+
+
+class LlamaCppBackend:
+    HEAD = HEAD  # the best tokens ranked against the grammar first (sampling.py)
+
+    def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
+                 top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
+                 threads: int = 0, n_gpu_layers: int = 0, n_ctx: int = 0, mode: str = "coe", chat: str = "chatml"):
+        try:
+            from llama_cpp import LlamaGrammar
+        except ImportError as e:
+            raise ModelError("the llama.cpp backend needs llama-cpp-python: pip install 'coedit[server]'") from e
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        meta = gguf_meta(path)
+        chat = meta.get("chat", chat)
+        # a LoRA adapter GGUF (`trainer export --lora`) goes on top of a base GGUF from a pip package
+        model, lora = (lora_base(meta["lora_base"], path), path) if meta.get("lora_base") else (path, None)
+        check_cpu()  # a library built for another CPU is refused with its rebuild command, not run
+        try:
+            # llama-cpp-python defaults to half the cores; a fix or an evaluation wants them all
+            cores = threads or os.cpu_count() or 1
+            self._open = partial(self._plain, model_path=str(model), lora_path=str(lora) if lora else None,
+                                 n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed,
+                                 verbose=False)
+            self.llm = self._open(n_ctx=n_ctx, logits_all=False)
+        except ModelError:
+            raise
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
+        self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
+        self.fmt = TokenFormat(LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
+        self.grammar_mode = grammar_mode(grammar) if mode == "coe" else "off"
+        self.grammar = (LlamaGrammar.from_string(canonical_gbnf(GRAMMAR_GBNF), verbose=False)
+                        if self.grammar_mode != "off" else None)
+        self.temperature, self.top_k, self.max_new_tokens, self.mode = temperature, top_k, max_new_tokens, mode
+        self.top_p, self.min_p = checked_cutoffs(top_p, min_p)
+        # llama-cpp-python builds a new sampler, seeded with the Llama's seed, at every generate():
+        # a fixed seed would replay the same random draws in every reply (samples of one task
+        # nearly identical), and seed 0 means "random" to it (nothing reproducible). So each reply
+        # gets its own seed, drawn from a stream that `seed` makes reproducible.
+        self.rng = random.Random(seed)
+        self.generated_tokens = 0
+        self.overflows = 0  # replies not generated because the conversation outgrew the context
+        self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
+        self._scorer = None  # a second instance that keeps every position's logits, made on first use
+
+    @staticmethod
+    def _plain(**options):
+        """A `Llama` with no extra buffer types (server/llama_runtime.py: AMX crashed LoRA models)."""
+        from llama_cpp import Llama
+        with plain_cpu_buffers():
+            return Llama(**options)
+
+    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
+        """The next command; `temperature` overrides the backend's for this reply only."""
+        ids = self.fmt.prompt(messages)
+        if overflows(self, ids):
+            return "EXIT"
+        lines = lines_in_view(messages[-1]["content"]) if self.grammar_mode == "code" else None
+        # the seed and temperature with their reply: two documents' jobs share one model
+        with self._lock, at_temperature(self, temperature):
+            self.llm.set_seed(self.rng.randrange(1, 2**31))
+            return self._generate(ids, lines)
+
+    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
+        """`n` replies that begin with `prefix` (e.g. `REPL 5 >>>`: the model rewrites line 5), the
+        first greedy, the rest drawn at `temperature`; the code grammar holds for the whole reply."""
+        ids = self.fmt.prompt(messages)
+        if overflows(self, ids) or self.grammar_mode != "code":
+            return []  # the syntax grammar (GBNF) cannot start mid-command
+        lines = lines_in_view(messages[-1]["content"])
+        start = self.fmt.tok.encode(prefix)
+        out = []
+        with self._lock:
+            for i in range(n):
+                with at_temperature(self, 0.0 if i == 0 else temperature):
+                    self.llm.set_seed(self.rng.randrange(1, 2**31))
+                    out.append(self._generate(ids, lines, start))
+        return out
+
+    def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
+        """Per reply, the log-probability of each of its tokens (its end of turn last) as the model's
+        next message: how likely the model is to write it. The conversation is prefilled once."""
+        import numpy as np
+        ids = self.fmt.prompt(messages)
+        if overflows(self, ids):
+            return [[float("-inf")] for _ in replies]
+        out = []
+        with self._lock:
+            # generation keeps the last position's logits only; scoring needs them all, and turning
+            # that on for generation would compute the vocabulary's logits at every prompt token
+            if self._scorer is None:
+                self._scorer = self._open(n_ctx=self.context, logits_all=True)
+            llm = self._scorer
+            llm.reset()
+            llm.eval(ids)
+            for text in replies:
+                reply = self.fmt.tok.encode(text) + self.fmt.stop_ids
+                llm.n_tokens = len(ids)  # back to the conversation alone: eval() drops the cache past it
+                llm.eval(reply)
+                logits = llm.scores[len(ids) - 1: len(ids) - 1 + len(reply)].astype(np.float64)
+                top = logits.max(axis=1)
+                norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+                out.append((logits[np.arange(len(reply)), reply] - norm).tolist())
+        return out
+
+    def _generate(self, ids: list[int], lines: list[str | None] | None = None, start: list[int] = ()) -> str:
+        from llama_cpp import LogitsProcessorList
+        stop = self.fmt.stop_ids[0]
+        out: list[int] = list(start)  # a forced start is part of the reply the grammar checks
+        limit = reply_limit(self)
+        # with the code in view, the grammar is checked in Python on the best-ranked tokens; the
+        # syntax-only GBNF would have nothing left to remove
+        code = LogitsProcessorList([self._code_filter(out, lines, stop)]) if lines is not None else None
+        # top_p and min_p always passed: llama-cpp-python's defaults are its own to change
+        for tok in self.llm.generate(ids + list(start), temp=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                                     min_p=self.min_p, reset=True,
+                                     grammar=None if code else self.grammar, logits_processor=code):
+            if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:
+                break
+            out.append(tok)
+        self.generated_tokens += len(out) + 1
+        return self._text(out)
+
+    def _text(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+
+    def _code_filter(self, out: list[int], lines: list[str | None], stop: int):
+        """A llama.cpp logits processor that leaves only tokens `dsl.can_extend` allows against the
+        code (the end of turn where `dsl.can_end` does): the best one when greedy, the best top-k
+        when sampling, so the sampler draws among them. `out` is the reply so far (the caller
+        appends each token before the next call)."""
+        import numpy as np
+        ends = {stop, self.llm.token_eos()}
+        wanted = self.top_k if self.temperature > 0 else 1
+
+        def allowed(text: str, tok: int) -> bool:
+            return grammar_allows(self._text, out, text, tok, ends, lines)
+
+        def process(_input_ids, scores):
+            text = self._text(out)
+            head = min(self.HEAD, scores.size)
+            top = np.argpartition(-scores, head - 1)[:head]
+            ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
+            keep = list(islice((t for t in ranked if allowed(text, t)), wanted))  # stop at the first `wanted`
+            if not keep:  # the head holds nothing allowed: go down the whole ranking
+                rest = np.argsort(-scores, kind="stable").tolist()[head:]
+                keep = list(islice((t for t in rest if allowed(text, t)), wanted))
+            if not keep:
+                return scores  # nothing allowed (cannot happen while the text is a valid prefix)
+            masked = np.full_like(scores, -np.inf)
+            masked[keep] = scores[keep]
+            return masked
+
+        return process

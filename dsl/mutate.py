@@ -36,39 +36,9 @@ from dataclasses import dataclass, field
 
 from .audit import parse_python
 from .commands import Command, line_edit
+from .mutation_tables import (BINOP_GROUPS, BINOP_TEXT, COMPARE_TEXT, FAMILIES, NEGATED, NON_COMMUTATIVE,
+                              STDLIB_MODULES, STDLIB_NAMES, TYPE_ATTRS, alternatives)
 from .state import EditorState
-
-BINOP_GROUPS = [{ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-                 ast.Pow: "**"},
-                {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}]
-BINOP_TEXT = {k: v for g in BINOP_GROUPS for k, v in g.items()}
-COMPARE_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
-NEGATED = {ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
-# PIT's standard mutators (MATH, CONDITIONALS_BOUNDARY, NEGATE_CONDITIONALS): each operator's usual
-# mistake is tried before the rest of its group
-FIRST = {"+": ["-"], "-": ["+"], "*": ["/", "//"], "/": ["*", "//"], "//": ["/", "%"], "%": ["//", "*"], "**": ["*"],
-         "&": ["|", "and"], "|": ["&"], "^": ["&", "|"], "<<": [">>"], ">>": ["<<"],
-         "<": ["<=", ">="], "<=": ["<", ">"], ">": [">=", "<="], ">=": [">", "<"], "==": ["!="], "!=": ["=="]}
-NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift, ast.RShift, ast.Add)
-FAMILIES = [("min", "max"), ("any", "all"), ("append", "extend"), ("sorted", "reversed"), ("int", "float", "round"),
-            ("lower", "upper"), ("isupper", "islower"), ("startswith", "endswith"), ("find", "rfind"),
-            ("index", "rindex"), ("keys", "values", "items"), ("sum", "len"), ("remove", "discard"),
-            ("isdigit", "isalpha", "isalnum"), ("strip", "lstrip", "rstrip"), ("split", "rsplit"),
-            ("floor", "ceil"), ("heappush", "heappop"), ("insert", "append"), ("pop", "popleft"),
-            ("union", "intersection", "difference"), ("add", "update")]
-STDLIB_MODULES = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "bisect", "string",
-                  "sys", "copy", "random", "statistics", "datetime", "cmath", "array", "fractions", "decimal")
-# names a missing `from M import name` most often brought into an MBPP-style program
-STDLIB_NAMES = {"Counter": "collections", "defaultdict": "collections", "deque": "collections",
-                "OrderedDict": "collections", "namedtuple": "collections", "reduce": "functools",
-                "lru_cache": "functools", "cmp_to_key": "functools", "combinations": "itertools",
-                "permutations": "itertools", "product": "itertools", "groupby": "itertools", "chain": "itertools",
-                "accumulate": "itertools", "combinations_with_replacement": "itertools", "heappush": "heapq",
-                "heappop": "heapq", "heapify": "heapq", "nlargest": "heapq", "nsmallest": "heapq",
-                "bisect_left": "bisect", "bisect_right": "bisect", "sqrt": "math", "floor": "math", "ceil": "math",
-                "gcd": "math", "pi": "math", "log": "math", "factorial": "math", "itemgetter": "operator",
-                "ascii_lowercase": "string", "ascii_uppercase": "string", "maxsize": "sys", "inf": "math"}
-TYPE_ATTRS = {t.__name__: [a for a in dir(t) if not a.startswith("_")] for t in (str, list, dict, set, tuple, int, float)}
 
 
 @dataclass(frozen=True)
@@ -128,12 +98,6 @@ def _seg(line: str, node: ast.AST) -> str:
     return line.encode()[node.col_offset:node.end_col_offset].decode()
 
 
-def _alternatives(old: str, group) -> list[str]:
-    """The other operators of `old`'s group, its usual mistakes (FIRST) first."""
-    rest = [o for o in group if o != old]
-    return [o for o in FIRST.get(old, []) if o in rest] + [o for o in rest if o not in FIRST.get(old, [])]
-
-
 def _gap_swap(line: str, left: ast.AST, right: ast.AST, old: str, new: str) -> str | None:
     """Replace the operator `old` found between two single-line nodes by `new`."""
     raw = line.encode()
@@ -189,14 +153,14 @@ def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: 
             parts = [node.left, *node.comparators]
             for op, left, right in zip(node.ops, parts, parts[1:]):
                 if type(op) in COMPARE_TEXT:
-                    for new in _alternatives(COMPARE_TEXT[type(op)], COMPARE_TEXT.values()):
+                    for new in alternatives(COMPARE_TEXT[type(op)], COMPARE_TEXT.values()):
                         if out := _gap_swap(line, left, right, COMPARE_TEXT[type(op)], new):
                             yield "compare", out
                 elif type(op) in NEGATED and (out := _gap_swap(line, left, right, *NEGATED[type(op)])):
                     yield "compare", out
         elif isinstance(node, ast.BinOp):
             group = next(g for g in BINOP_GROUPS if type(node.op) in g)
-            for new in _alternatives(group[type(node.op)], group.values()):
+            for new in alternatives(group[type(node.op)], group.values()):
                 if out := _gap_swap(line, node.left, node.right, group[type(node.op)], new):
                     yield "binop", out
             if isinstance(node.op, NON_COMMUTATIVE):
@@ -233,7 +197,7 @@ def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: 
                     yield "name", _swap(line, start, end, new)
         elif isinstance(node, ast.AugAssign) and type(node.op) in BINOP_TEXT:
             group = next(g for g in BINOP_GROUPS if type(node.op) in g)
-            for new in _alternatives(group[type(node.op)], group.values()):
+            for new in alternatives(group[type(node.op)], group.values()):
                 if out := _gap_swap(line, node.target, node.value, group[type(node.op)] + "=", new + "="):
                     yield "augassign", out
 

@@ -1,5 +1,6 @@
-"""Fixtures shared by the trainer tests: a small SFT data set and a tiny model trained on it
-(built once per session: the trainer and RL tests both start from them)."""
+"""Fixtures shared by several test files: a small SFT data set and a tiny model trained on it
+(built once per session: the trainer and RL tests both start from them), and the sandbox's
+verifiers that the hostile-code tests (tests/test_sandbox_hostile_*.py) all attack."""
 from __future__ import annotations
 
 import pytest
@@ -38,3 +39,17 @@ def random_lora():
                     p.normal_(0, 0.05)
         return peft
     return make
+
+
+@pytest.fixture(scope="session")
+def verifiers():
+    """{mode: Verifier(mode)} for the sandbox's modes, one pair for every hostile-code test file, so
+    that every attack hits the same servers and the last test of the last of those files to run
+    (test_sandbox_hostile_supervisor.py's test_verifier_still_works_after_everything) checks them
+    after all of the attacks."""
+    from dsl.verifier import Verifier
+    from sandbox_attacks import MODES
+    vs = {mode: Verifier(mode) for mode in MODES}
+    yield vs
+    for v in vs.values():
+        v.close()

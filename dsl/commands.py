@@ -129,7 +129,7 @@ def can_extend(prefix: str, lines: Sequence[str | None] | None = None) -> bool:
     With the code's `lines` (None for a line whose text is unknown), also one that applies to it:
     line numbers in range, and a REPW's old text found on its line. A model that names a line
     that is not there, or a word that is not on the line, wastes a turn on an error; measured on
-    the shipped model, that was every tenth command (README: results)."""
+    the shipped model, that was every tenth command (docs/results.md)."""
     for word in ("DELL", "ADDL", "REPL", "REPW", "EXIT"):
         if len(prefix) <= len(word):
             if word.startswith(prefix):

@@ -1,4 +1,4 @@
-"""bench/compare_evals.py: the paired comparison the README's model-vs-model claims come from."""
+"""bench/compare_evals.py: the paired comparison docs/results.md's model-vs-model claims come from."""
 import json
 import sys
 from pathlib import Path

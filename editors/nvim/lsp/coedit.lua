@@ -4,7 +4,7 @@
 --     vim.lsp.config('coedit', { init_options = { model = '~/models/coedit.gguf' } })
 --     vim.lsp.enable('coedit')
 -- `require('coedit').setup{}` does the same and adds :CoeditFix, :CoeditCancel, :CoeditReport.
--- The settings (init_options, camelCase) are the server's; see the README's Neovim section.
+-- The settings (init_options, camelCase) are the server's; see the Neovim section of docs/server.md.
 
 return {
   -- `-P`: do not put the working directory on sys.path, so a project's own `server.py` cannot

@@ -3,8 +3,11 @@ test the user names.
 
 * `--test PATH` / the `tests` option: a file, or `file::test_name`, taken as given.
 * Otherwise: test files under the workspace root (`test_*.py`, `*_test.py`, skipping virtualenvs,
-  `.git` and `node_modules`) and, within them, the test functions (`test*`, also as methods of
-  `Test*` classes) whose body mentions the target's name.
+  `.git` and `node_modules`) and, within them, the test functions whose body mentions the
+  target's name, as pytest collects them: `test*` functions, and `test*` methods of `Test*` classes
+  or of `unittest.TestCase` subclasses whatever their name (more-itertools' `FirstTests(TestCase)`),
+  nested classes included. A mention through a module alias or an attribute (`mi.first(...)`,
+  `obj.first(...)`) counts, so each test is selected by its own node id, never a whole file.
 * Doctests: when the target's docstring holds `>>>` examples, the doctest of that function.
 
 The result is a list of pytest node ids relative to the root, plus the tests' source text (what
@@ -65,12 +68,43 @@ def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
             if word.search(src):
                 found.append((prefix + fn.name, src))
 
-    for node in tree.body:
-        consider(node, "")
-        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            for item in node.body:
-                consider(item, node.name + "::")
+    cases = _testcase_classes(tree)
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            consider(node, prefix)
+            if isinstance(node, ast.ClassDef) and (node.name.startswith("Test") or node.name in cases):
+                visit(node.body, prefix + node.name + "::")
+
+    visit(tree.body, "")
     return found
+
+
+def _testcase_classes(tree: ast.Module) -> set[str]:
+    """Names of the classes in `tree` that subclass `unittest.TestCase` (spelt `TestCase`,
+    `unittest.TestCase`, or any base ending in `TestCase`), directly or through a class of the
+    same file: pytest collects their `test*` methods whatever the class is called."""
+    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    found: set[str] = set()
+    grew = True
+    while grew:  # a base defined later in the file, or a chain of them
+        grew = False
+        for c in classes:
+            bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in c.bases}
+            if c.name not in found and any(b.endswith("TestCase") or b in found for b in bases):
+                found.add(c.name)
+                grew = True
+    return found
+
+
+def _import_name(file: Path) -> str:
+    """The module's name as pytest imports it (and names its doctests): the file's stem under each
+    parent folder that is a package (`more_itertools/more.py` -> `more_itertools.more`)."""
+    parts, folder = [file.stem], file.parent
+    while (folder / "__init__.py").is_file() and folder != folder.parent:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
 
 
 def discover(root: str | Path, file: str | Path, target: Target, explicit: list[str] = ()) -> Tests:
@@ -91,8 +125,7 @@ def discover(root: str | Path, file: str | Path, target: Target, explicit: list[
         return out
     if '>>>' in "\n".join(target.lines):
         module = os.path.relpath(file, root)
-        dotted = module[:-3].replace(os.sep, ".") if module.endswith(".py") else module
-        out.node_ids.append(f"{module}::{dotted.rsplit('.', 1)[-1]}.{target.qualname}")
+        out.node_ids.append(f"{module}::{_import_name(file)}.{target.qualname}")
         out.doctest_module = True
         out.source += "(the doctest examples in the function's docstring)\n"
     for path in _test_files(root):

@@ -1,6 +1,8 @@
 """The server's plain parts: edits, targets, options, test discovery, the model cache."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -91,11 +93,52 @@ def test_discovery_finds_the_tests_that_call_the_function(tmp_path):
     assert explicit.node_ids == ["tests/test_lib.py::test_unrelated"]
 
 
+def pytest_collects(root, *args: str) -> list[str]:
+    """The node ids the real pytest collects in `root`."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(root), *args], cwd=root, capture_output=True, text=True, timeout=120)
+    return done.stdout.split()
+
+
+def test_discovery_finds_unittest_methods_through_a_module_alias_as_pytest_collects_them(tmp_path):
+    """more-itertools' layout: `FirstTests(TestCase)` methods calling `mi.first(...)`, a TestCase
+    base of the same file, a nested Test class; each selected by its own node id, and every id is
+    one pytest itself collects (pytest --collect-only, the real one)."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "more.py").write_text("def first(xs, default=None):\n    return next(iter(xs), default)\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_more.py").write_text(
+        "import unittest\nfrom unittest import TestCase\nimport pkg.more as mi\n\n"
+        "class FirstTests(TestCase):\n    def test_many(self):\n        self.assertEqual(mi.first([1, 2]), 1)\n"
+        "    def test_default(self):\n        self.assertEqual(mi.first([], 'x'), 'x')\n"
+        "    def test_other(self):\n        self.assertTrue(True)\n\n"
+        "class Base(unittest.TestCase):\n    pass\n\n"
+        "class MoreFirst(Base):\n    def test_via_base(self):\n        assert mi.first('ab') == 'a'\n\n"
+        "class Helper:\n    def test_not_collected(self):\n        mi.first([])\n\n"
+        "class TestOuter:\n    class TestInner:\n        def test_nested(self):\n            assert mi.first([3]) == 3\n")
+    src = (tmp_path / "pkg" / "more.py").read_text()
+    found = discover(tmp_path, tmp_path / "pkg" / "more.py", find_target(src, 1))
+    f = "tests/test_more.py::"
+    assert found.node_ids == [f + "FirstTests::test_many", f + "FirstTests::test_default",
+                              f + "MoreFirst::test_via_base", f + "TestOuter::TestInner::test_nested"]
+    collected = pytest_collects(tmp_path, "tests/test_more.py")
+    assert set(found.node_ids) <= set(collected)
+    assert f + "Helper::test_not_collected" not in collected  # pytest agrees: not a test class
+
+
 def test_doctests_are_tests(tmp_path):
     src = 'def twice(x):\n    """\n    >>> twice(2)\n    4\n    """\n    return 2 * x\n'
     (tmp_path / "m.py").write_text(src)
     found = discover(tmp_path, tmp_path / "m.py", find_target(src, 5))
     assert found.node_ids == ["m.py::m.twice"] and found.doctest_module
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)  # in a package, pytest names a doctest by its import name
+    for init in ("pkg/__init__.py", "pkg/sub/__init__.py"):
+        (tmp_path / init).write_text("")
+    (tmp_path / "pkg" / "sub" / "m.py").write_text(src)
+    found = discover(tmp_path, tmp_path / "pkg" / "sub" / "m.py", find_target(src, 5))
+    assert found.node_ids == ["pkg/sub/m.py::pkg.sub.m.twice"]
+    assert found.node_ids[0] in pytest_collects(tmp_path, "--doctest-modules", "pkg/sub/m.py")
 
 
 def test_model_cache_loads_once_and_unloads_when_idle(tmp_path):

@@ -219,7 +219,10 @@ def _condition_edits(line: str, tree: ast.Module, n: int, names: list[str]):
         if not isinstance(stmt, (ast.If, ast.While)) or test is None or test.lineno != n or test.end_lineno != n:
             continue
         seg = _seg(line, test)
-        if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)):
+        # one comparison negates by its operator (`is not` -> `is`: the comparison family has every
+        # negation); `not (a is not b)` would be the same fix, found first and kept, in a worse spelling
+        single = isinstance(test, ast.Compare) and len(test.ops) == 1
+        if not single and not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)):
             atomic = isinstance(test, (ast.Name, ast.Call, ast.Attribute, ast.Subscript, ast.Constant))
             yield "not", _swap(line, test.col_offset, test.end_col_offset, f"not {seg}" if atomic else f"not ({seg})")
         if isinstance(test, ast.Constant):

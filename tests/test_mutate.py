@@ -28,7 +28,7 @@ CASES = [
     ("augassign", "def f(t, x):\n    t -= x\n    return t\n", "def f(t, x):\n    t += x\n    return t\n"),
     ("boolop", "def f(a, b):\n    return a and b\n", "def f(a, b):\n    return a or b\n"),
     ("not", "def f(a):\n    return not a\n", "def f(a):\n    return a\n"),
-    ("not", "def f(a):\n    if a > 1:\n        return 1\n", "def f(a):\n    if not (a > 1):\n        return 1\n"),
+    ("not", "def f(a, b):\n    if a > 1 and b:\n        return 1\n", "def f(a, b):\n    if not (a > 1 and b):\n        return 1\n"),
     ("constant", "def f():\n    return 0\n", "def f():\n    return 1\n"),
     ("constant", "def f():\n    return True\n", "def f():\n    return False\n"),
     ("constant", "def f():\n    return []\n", "def f():\n    return [[]]\n"),
@@ -54,6 +54,14 @@ CASES = [
 @pytest.mark.parametrize("operator,code,fixed", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_each_operator_produces_its_edit(operator, code, fixed):
     assert fixed in produced(code).get(operator, set()), sorted(produced(code).get(operator, set()))
+
+
+def test_one_comparison_is_negated_by_its_operator_not_by_a_wrapping_not():
+    """more-itertools' first(): `if default is not _marker:` is fixed as `is`, not `not (... is not ...)`."""
+    code = "def f(d, m):\n    if d is not m:\n        return 1\n"
+    made = produced(code)
+    assert "def f(d, m):\n    if d is m:\n        return 1\n" in made["compare"]
+    assert not any("not (" in c for c in made.get("not", set()))
 
 
 def test_what_the_error_names_is_fixed_first():

@@ -133,7 +133,7 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
                                    "The next Fix starts a new model process.")
     except ModelError as e:
         return FixOutcome("error", str(e))
-    rep = report(target.qualname, result)
+    rep = report(target.qualname, result, tests.node_ids)
     if result.status == "invalid":
         return FixOutcome("error", result.message, report=rep, result=result)
     if result.status == "already_passing":
@@ -161,9 +161,13 @@ def proposers(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def report(name: str, result: RepairResult) -> str:
-    """What was tried and what was found, as markdown: the fix, then each proposer's share."""
+def report(name: str, result: RepairResult, tests: list[str] = ()) -> str:
+    """What was tried and what was found, as markdown: the tests that judge it, the fix, then each
+    proposer's share."""
     out = [f"# coedit: fixing `{name}`", ""]
+    if tests:
+        shown = ", ".join(f"`{t}`" for t in tests[:8]) + (f" and {len(tests) - 8} more" if len(tests) > 8 else "")
+        out += [f"Judged by {len(tests)} test(s): {shown}.", ""]
     if result.status == "fixed":
         out += [f"**Fixed by {result.proposer}** after {result.at.get('runs')} test runs, {result.at.get('seconds')} s:",
                 ""] + [f"- `{c}`" for c in result.commands] + [""]

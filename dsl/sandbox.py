@@ -23,10 +23,13 @@ result carries `isolation="none"`.
 The contract is deliberately general (`Job`: files to place, a command, an interpreter, extra
 read-only paths, limits), so that running a workspace's pytest suite on an overlay is a second way
 to fill the same sandbox, not a second sandbox. The fast path for `code + tests` is `ForkServer`:
-one warm driver inside one bwrap, forking a child per run.
+one warm driver inside one bwrap, forking a child per run (`dsl/fork_server.py`). `staged(job)`
+prepares a job without running it, for a caller that keeps the process alive (the warm workspace
+runner in `server/`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -34,7 +37,6 @@ import os
 import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -190,6 +192,38 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
     As root under bubblewrap the job goes through the driver's `--exec` mode, so it runs as
     SANDBOX_UID with the job's rlimits, like every other sandboxed run.
     """
+    with staged(job) as st:
+        start = time.monotonic()
+        proc = st.popen()
+        out, err, timed_out = _communicate_capped(proc, job.stdin, job.limits.out_bytes, start + job.limits.wall_s)
+        _kill_group(proc)
+        files = {name: Path(st.work, name).read_bytes() for name in collect if Path(st.work, name).is_file()}
+        return JobResult(None if timed_out else proc.returncode, out.decode("utf-8", "replace"),
+                         err.decode("utf-8", "replace"), timed_out, time.monotonic() - start, st.isolation, files)
+
+
+@dataclass
+class Staged:
+    """A job made ready to start: its command line under the current isolation, and its working
+    directory (`work`, a temporary directory on this side) that lives as long as the `staged` block."""
+    job: Job
+    cmd: list[str]
+    env: dict
+    cwd: str
+    isolation: str
+    work: str
+
+    def popen(self) -> subprocess.Popen:
+        preexec = _limits_preexec(self.job.limits) if self.isolation == "none" or os.getuid() != 0 else None
+        return subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=self.cwd, env=self.env or None, start_new_session=True,
+                                pass_fds=self.job.pass_fds, preexec_fn=preexec)
+
+
+@contextlib.contextmanager
+def staged(job: Job):
+    """The job's files placed, its workspace and overlays laid out, its command line built: what
+    `run_job` runs once and `server`'s warm workspace runner keeps alive."""
     interp = os.path.abspath(job.interpreter)  # not resolved: a virtualenv is found via its path
     argv = [interp if a == "python" else a for a in job.argv]
     if job.via_driver and os.getuid() == 0 and isolation() == "bwrap":
@@ -227,15 +261,7 @@ def run_job(job: Job, *, collect: list[str] = ()) -> JobResult:
         cmd, env, iso = _wrap(argv, ro, work, _env(job.env), chdir, binds, job.drop_uid and not job.workspace)
         if iso == "none":
             env = {**env, "HOME": work, "TMPDIR": work}
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=cwd, env=env or None, start_new_session=True, pass_fds=job.pass_fds,
-                                preexec_fn=_limits_preexec(job.limits) if iso == "none" or os.getuid() != 0 else None)
-        out, err, timed_out = _communicate_capped(proc, job.stdin, job.limits.out_bytes, start + job.limits.wall_s)
-        _kill_group(proc)
-        files = {name: Path(work, name).read_bytes() for name in collect if Path(work, name).is_file()}
-        return JobResult(None if timed_out else proc.returncode, out.decode("utf-8", "replace"),
-                         err.decode("utf-8", "replace"), timed_out, time.monotonic() - start, iso, files)
+        yield Staged(job, cmd, env, cwd, iso, work)
 
 
 _NOT_COPIED = (".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", ".tox")
@@ -304,94 +330,3 @@ def driver_argv(interpreter: str, mode: str, drop_uid: bool = True) -> list[str]
         if os.getuid() == 0 and drop_uid:
             argv += ["--uid", str(SANDBOX_UID), "--nproc", str(NPROC_LIMIT)]
     return argv
-
-
-def run_fresh(request: dict, limits: Limits) -> dict:
-    """One `code + tests` run in a brand-new sandboxed interpreter (the fallback and the baseline)."""
-    nonce = os.urandom(16).hex()
-    read_fd, write_fd = os.pipe()
-    try:
-        argv = [*driver_argv(sys.executable, "--once"), "--results-fd", str(write_fd)]
-        job = Job(argv, stdin=json.dumps({**request, "nonce": nonce, "limits": limits.for_driver()}).encode(),
-                  limits=limits, pass_fds=(write_fd,), via_driver=False)  # the driver drops its uid itself
-        result = run_job(job)
-    finally:
-        os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as f:
-        data = f.read()
-    return {"records": sandbox_child.parse_records(data, nonce), "output": result.stdout + result.stderr,
-            "output_dropped": 0, "timed_out": result.timed_out, "exit_code": result.returncode,
-            "wall_s": result.wall_s, "isolation": result.isolation}
-
-
-class ForkServer:
-    """A warm driver inside one sandbox, forking a child per run (milliseconds per run).
-
-    Thread-safe (one run at a time per server); restarts itself if the server dies or stops
-    answering. Use one per worker process for parallel verification.
-    """
-
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen | None = None
-        self._lock = threading.Lock()
-        self.isolation = isolation()
-
-    def _start(self) -> None:
-        argv = driver_argv(sys.executable, "--serve")
-        cmd, env, iso = _wrap(argv, [*_interpreter_paths(sys.executable), str(DRIVER.parent)], None, _env({}))
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      env=env or None, start_new_session=True)
-        hello = self._read(timeout=30)
-        if not hello or not hello.get("ready"):
-            self.close()
-            raise RuntimeError("coedit sandbox: the fork server did not start")
-
-    def _read(self, timeout: float) -> dict | None:
-        """One frame from the server, or None if it does not come within `timeout`."""
-        assert self._proc and self._proc.stdout
-        fd, buf, deadline = self._proc.stdout.fileno(), b"", time.monotonic() + timeout
-        need = 4
-        while len(buf) < need:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
-            chunk = os.read(fd, max(65536, need - len(buf)))
-            if not chunk:
-                return None
-            buf += chunk
-            if need == 4 and len(buf) >= 4:
-                need = 4 + struct.unpack(">I", buf[:4])[0]
-        return json.loads(buf[4:need])
-
-    def run(self, request: dict, limits: Limits) -> dict:
-        with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._start()
-            assert self._proc and self._proc.stdin
-            try:
-                sandbox_driver.write_frame(self._proc.stdin.fileno(), {**request, "limits": limits.for_driver()})
-                resp = self._read(timeout=limits.wall_s + GRACE_S)
-            except OSError:
-                resp = None
-            if resp is not None and "error" not in resp:
-                return {**resp, "isolation": self.isolation}
-            self.close()  # dead, hung or broken: the next run starts a fresh server
-            why = resp["error"] if resp else "no answer from the fork server"
-            return {"records": [], "output": "", "output_dropped": 0, "timed_out": resp is None,
-                    "exit_code": None, "wall_s": limits.wall_s, "isolation": self.isolation,
-                    "infra_error": f"sandbox failed: {why}"}
-
-    def close(self) -> None:
-        if self._proc is not None:
-            _kill_group(self._proc)
-            self._proc.wait()
-            for f in (self._proc.stdin, self._proc.stdout):
-                if f:
-                    f.close()
-            self._proc = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

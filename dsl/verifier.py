@@ -41,7 +41,8 @@ import functools
 import threading
 from dataclasses import dataclass, field
 
-from .sandbox import ForkServer, Limits, run_fresh
+from .fork_server import ForkServer, run_fresh
+from .sandbox import Limits
 from .sandbox_child import is_eq_compare
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -72,6 +73,9 @@ class VerifyResult:
     isolation: str = "bwrap"
     wall_s: float = 0.0
     output: str = ""  # what the code printed (capped)
+    # per test, in order: the lines of the code under test it ran, where the verifier recorded them
+    # (the warm workspace runner does, on the first check): a spectrum for localization at no extra run
+    coverage: list[frozenset[int]] | None = None
 
 
 @dataclass(frozen=True)

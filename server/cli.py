@@ -43,8 +43,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
         print("coedit: --redraws must be 0 or more", file=sys.stderr)
         return 2
     opts = Options(model=args.model or "", k=args.k, max_turns=args.max_turns, tests=args.test or [],
-                   timeout=args.timeout, python=args.python or "", redraws=args.redraws, runs=args.runs,
-                   seconds=args.seconds, proposers=args.proposers.split(","))
+                   timeout=args.timeout, python=args.python or "", warm=not args.fresh_pytest, redraws=args.redraws,
+                   runs=args.runs, seconds=args.seconds, proposers=args.proposers.split(","))
     if args.runs < 1 or args.seconds <= 0 or not set(opts.proposers) <= {"search", "model", "lines", "episodes"}:
         print("coedit: --runs and --seconds must be positive; --proposers takes search, model, lines, episodes",
               file=sys.stderr)
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default {Options().redraws})")
     f.add_argument("--timeout", type=float, default=30.0, help="seconds per test run")
     f.add_argument("--python", help="the project's interpreter (default: its .venv, else this one)")
+    f.add_argument("--fresh-pytest", action="store_true",
+                   help="start pytest afresh for every check instead of one warm session (slower; for comparison)")
     f.add_argument("--root", help="the project root (default: found from FILE)")
     f.add_argument("--apply", action="store_true", help="write FILE when the tests pass")
     sub.add_parser("serve", help="the language server on stdio")

@@ -3,10 +3,11 @@ test the user names.
 
 * `--test PATH` / the `tests` option: a file, or `file::test_name`, taken as given.
 * Otherwise: test files under the workspace root (`test_*.py`, `*_test.py`, skipping virtualenvs,
-  `.git` and `node_modules`) and, within them, the test functions whose body mentions the
-  target's name, as pytest collects them: `test*` functions, and `test*` methods of `Test*` classes
+  `.git` and `node_modules`) and, within them, the test functions whose code (decorators
+  included; not comments or strings, not a local variable of that name) names the target, as
+  pytest collects them: `test*` functions, and `test*` methods of `Test*` classes
   or of `unittest.TestCase` subclasses whatever their name (more-itertools' `FirstTests(TestCase)`),
-  nested classes included. A mention through a module alias or an attribute (`mi.first(...)`,
+  nested classes included. A use through a module alias or an attribute (`mi.first(...)`,
   `obj.first(...)`) counts, so each test is selected by its own node id, never a whole file.
 * Doctests: when the target's docstring holds `>>>` examples, the doctest of that function.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +59,6 @@ def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
         tree = ast.parse(text)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         return []
-    word = re.compile(rf"\b{re.escape(name)}\b")
     found = []
     # ast.get_source_segment splits the whole file at every call: on more-itertools' 6,000-line
     # test file that was 47 s of a Fix. Split once; a function's text is its lines, as it spells them.
@@ -67,9 +66,8 @@ def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
 
     def consider(fn: ast.AST, prefix: str) -> None:
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name.startswith("test"):
-            src = "".join(lines[fn.lineno - 1: fn.end_lineno])[fn.col_offset:].rstrip()
-            if word.search(src):
-                found.append((prefix + fn.name, src))
+            if _uses(fn, name):
+                found.append((prefix + fn.name, "".join(lines[fn.lineno - 1: fn.end_lineno])[fn.col_offset:].rstrip()))
 
     cases = _testcase_classes(tree)
 
@@ -81,6 +79,21 @@ def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
 
     visit(tree.body, "")
     return found
+
+
+def _uses(fn: ast.AST, name: str) -> bool:
+    """Whether the test's code (not its comments or strings) names `name`: `name(...)`, `mod.name`,
+    `obj.name`. A local variable of that name (assigned in the test) is not the target."""
+    loads, local = False, False
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and node.attr == name:
+            return True
+        if isinstance(node, ast.Name) and node.id == name:
+            local |= isinstance(node.ctx, ast.Store)
+            loads |= isinstance(node.ctx, ast.Load)
+        elif isinstance(node, ast.arg) and node.arg == name:
+            local = True
+    return loads and not local
 
 
 def _testcase_classes(tree: ast.Module) -> set[str]:

@@ -116,7 +116,16 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
         tests = discover(root, path, target, opts.tests)
     except NoTests as e:
         return FixOutcome("error", f"{e}.")
-    check = WorkspaceCheck(root, path, source, target, tests, workspace_interpreter(root, opts.python), opts.timeout)
+    check = WorkspaceCheck(root, path, source, target, tests, workspace_interpreter(root, opts.python), opts.timeout,
+                           warm=opts.warm)
+    try:
+        return _fix(check, path, target, tests, opts, models, on_event, cancelled)
+    finally:
+        check.close()  # the warm runner's process
+
+
+def _fix(check: WorkspaceCheck, path: Path, target, tests, opts: Options, models: ModelCache,
+         on_event: Callable[[str], None], cancelled: Callable[[], bool]) -> FixOutcome:
     on_event(f"running {len(tests.node_ids)} test(s) on {target.qualname}")
     task = Task(target.qualname, target.code, tests.source)
     cfg = RepairConfig(runs=opts.runs, seconds=opts.seconds, proposers=proposers(opts.proposers), episodes=opts.k,

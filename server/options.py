@@ -25,6 +25,7 @@ class Options:
     timeout: float = 30.0  # seconds for one run of the tests
     tests: list[str] = field(default_factory=list)  # test files or file::test to use instead of discovery
     python: str = ""  # the workspace's interpreter; empty: .venv/venv in the root, else the server's
+    warm: bool = True  # keep one pytest session warm per Fix (a fork per check); false: pytest afresh each time
     idle_unload: float = 600.0  # seconds without use after which the model is unloaded (0: never)
 
 

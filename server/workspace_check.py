@@ -21,6 +21,7 @@ from dsl import Job, Limits, TestResult, VerifyResult, is_eq_compare, run_job
 
 from .discovery import Tests
 from .target import Target
+from .warm_runner import WarmRunner
 
 FAILURE_BUDGET = 600  # characters of one failure's text shown
 
@@ -34,6 +35,10 @@ class WorkspaceCheck:
     tests: Tests
     interpreter: str
     timeout_s: float = 30.0
+    warm: bool = True  # checks through a warm pytest (warm_runner.py) where it can be trusted
+    checks: int = 0
+    warm_checks: int = 0  # of them, answered by the warm runner
+    _warm: WarmRunner | None = None
 
     def splice(self, function_code: str) -> str:
         return self.target.splice(self.source, function_code)
@@ -47,14 +52,39 @@ class WorkspaceCheck:
             where = f" at line {line}" if 1 <= line <= len(self.target.lines) + 5 else ""
             return VerifyResult(False, 0, len(self.tests.node_ids), f"SyntaxError{where}: {e.msg}", code_status="syntax")
         rel = os.path.relpath(self.file, self.root)
+        runner = self._runner()
+        got = runner.run(function_code, self.timeout_s, coverage=not self.checks) if runner else None
+        self.checks += 1
+        if got is not None:
+            self.warm_checks += 1
+            res, coverage = got
+            result = self._interpret(res, rel)
+            if coverage is not None:
+                result.coverage = [frozenset(n for n in (self._line(k) for k in coverage.get(node, ())) if n)
+                                   for node in runner.node_ids]
+            return result
+        job = Job(self._pytest_argv() + self.tests.node_ids, workspace=str(self.root),
+                  overlays={rel: new_source.encode()}, interpreter=self.interpreter,
+                  limits=Limits(wall_s=self.timeout_s, mem_mb=4096))
+        return self._interpret(run_job(job, collect=["report.xml"]), rel)
+
+    def _pytest_argv(self) -> list[str]:
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "--no-header",
                 "-o", "junit_family=xunit1", "--junitxml={workdir}/report.xml"]
-        if self.tests.doctest_module:
-            argv.append("--doctest-modules")
-        job = Job(argv + self.tests.node_ids, workspace=str(self.root), overlays={rel: new_source.encode()},
-                  interpreter=self.interpreter, limits=Limits(wall_s=self.timeout_s, mem_mb=4096))
-        res = run_job(job, collect=["report.xml"])
-        return self._interpret(res, rel)
+        return argv + (["--doctest-modules"] if self.tests.doctest_module else [])
+
+    def _runner(self) -> WarmRunner | None:
+        """The warm runner, started on the first check (one pytest start, as a fresh check costs)."""
+        if self.warm and self._warm is None:
+            rel = os.path.relpath(self.file, self.root)
+            self._warm = WarmRunner(self.root, rel, self.source, self.target,
+                                    self._pytest_argv()[3:] + self.tests.node_ids, self.interpreter)
+            self._warm.start()
+        return self._warm if self._warm is not None and self._warm.usable else None
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
 
     def _interpret(self, res, rel: str) -> VerifyResult:
         total = len(self.tests.node_ids)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import json
 import sys
 from pathlib import Path
 
@@ -69,17 +70,36 @@ def cmd_fix(args: argparse.Namespace) -> int:
     if outcome.report:
         print(outcome.report)
     print(outcome.message, file=sys.stderr)
-    if outcome.new_source is None:
-        return 0 if outcome.status == "already_passing" else 1
-    sys.stdout.writelines(difflib.unified_diff(source.splitlines(keepends=True), outcome.new_source.splitlines(keepends=True),
-                                               f"a/{path.name}", f"b/{path.name}"))
-    if args.apply:
-        if path.read_text(encoding="utf-8") != source:
-            print("coedit: the file changed while the fix ran; not written", file=sys.stderr)
-            return 1
-        path.write_text(outcome.new_source, encoding="utf-8")
-        print(f"coedit: wrote {path}", file=sys.stderr)
-    return 0
+    applied = False
+    try:
+        if outcome.new_source is None:
+            return 0 if outcome.status == "already_passing" else 1
+        sys.stdout.writelines(difflib.unified_diff(source.splitlines(keepends=True),
+                                                   outcome.new_source.splitlines(keepends=True),
+                                                   f"a/{path.name}", f"b/{path.name}"))
+        if args.apply:
+            if path.read_text(encoding="utf-8") != source:
+                print("coedit: the file changed while the fix ran; not written", file=sys.stderr)
+                return 1
+            path.write_text(outcome.new_source, encoding="utf-8")
+            applied = True
+            print(f"coedit: wrote {path}", file=sys.stderr)
+        return 0
+    finally:
+        if args.json:
+            _write_json(args.json, path, outcome, applied)
+
+
+def _write_json(out: str, path: Path, outcome, applied: bool) -> None:
+    """The outcome for scripts (bench/real_projects.py reads it)."""
+    r = outcome.result
+    data = {"file": str(path), "status": outcome.status, "message": outcome.message, "applied": applied,
+            "tests": outcome.tests, "checks": outcome.checks,
+            "warm_checks": outcome.warm_checks, "fixed_by": r.proposer if r and r.status == "fixed" else "",
+            "test_runs": r.runs if r else 0, "seconds": r.seconds if r else 0.0,
+            "runs_to_fix": r.at.get("runs") if r else None, "seconds_to_fix": r.at.get("seconds") if r else None,
+            "commands": r.commands if r and r.status == "fixed" else []}
+    Path(out).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def _project_root(path: Path) -> Path:
@@ -123,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="start pytest afresh for every check instead of one warm session (slower; for comparison)")
     f.add_argument("--root", help="the project root (default: found from FILE)")
     f.add_argument("--apply", action="store_true", help="write FILE when the tests pass")
+    f.add_argument("--json", metavar="OUT", help="also write the outcome as JSON to OUT (for scripts)")
     sub.add_parser("serve", help="the language server on stdio")
     for name in ("check", "verify", "play", "demo"):
         sub.add_parser(name, help=f"the dsl tool's {name} (coedit {name} --help)")

@@ -9,7 +9,8 @@ test the user names.
   or of `unittest.TestCase` subclasses whatever their name (more-itertools' `FirstTests(TestCase)`),
   nested classes included. A use through a module alias or an attribute (`mi.first(...)`,
   `obj.first(...)`) counts, so each test is selected by its own node id, never a whole file.
-* Doctests: when the target's docstring holds `>>>` examples, the doctest of that function.
+* Doctests: the target's own docstring examples, and those of the other functions and classes of
+  its file whose examples call it (`>>> camelize(...)` in one docstring, `underscore(...)` inside).
 
 The result is a list of pytest node ids relative to the root, plus the tests' source text (what
 the model is shown as "Tests:").
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,10 +115,34 @@ def _testcase_classes(tree: ast.Module) -> set[str]:
     return found
 
 
+def _doctests(file: Path, target: Target) -> list[tuple[str, bool]]:
+    """(qualname, is the target's own) of the doctests in the target's file that run it: its own
+    docstring's examples, and another function's or class's examples that call it by name."""
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return [(target.qualname, True)] if ">>>" in "\n".join(target.lines) else []
+    calls = re.compile(rf"^\s*(>>>|\.\.\.).*\b{re.escape(target.name)}\s*\(", re.M)
+    found: list[tuple[str, bool]] = []
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qual = prefix + node.name
+                doc = ast.get_docstring(node, clean=False) or ""
+                own = qual == target.qualname
+                if ">>>" in doc and (own or calls.search(doc)):
+                    found.append((qual, own))
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, qual + ".")
+    visit(tree.body, "")
+    return sorted(found, key=lambda f: not f[1])  # the target's own first
+
+
 def _import_name(file: Path) -> str:
     """The module's name as pytest imports it (and names its doctests): the file's stem under each
     parent folder that is a package (`more_itertools/more.py` -> `more_itertools.more`)."""
-    parts, folder = [file.stem], file.parent
+    parts, folder = ([] if file.stem == "__init__" else [file.stem]), file.parent  # a package is named by its folder
     while (folder / "__init__.py").is_file() and folder != folder.parent:
         parts.insert(0, folder.name)
         folder = folder.parent
@@ -139,11 +165,11 @@ def discover(root: str | Path, file: str | Path, target: Target, explicit: list[
             tests = [src for nid, src in _tests_in(path, target.name) if not rest or nid == rest]
             out.source += "\n\n".join(tests or [text]) + "\n"
         return out
-    if '>>>' in "\n".join(target.lines):
-        module = os.path.relpath(file, root)
-        out.node_ids.append(f"{module}::{_import_name(file)}.{target.qualname}")
+    module = os.path.relpath(file, root)
+    for qualname, own in _doctests(file, target):
+        out.node_ids.append(f"{module}::{_import_name(file)}.{qualname}")
         out.doctest_module = True
-        out.source += "(the doctest examples in the function's docstring)\n"
+        out.source += "(the doctest examples in the function's docstring)\n" if own else ""
     for path in _test_files(root):
         if path == file:
             continue

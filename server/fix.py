@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,9 @@ class FixOutcome:
     new_source: str | None = None
     report: str = ""  # markdown: what each proposer tried, the fix, the model's episodes
     result: RepairResult | None = None
+    tests: list[str] = field(default_factory=list)  # the node ids that judged it
+    checks: int = 0  # test runs of the workspace's tests
+    warm_checks: int = 0  # of them, answered by the warm runner (the rest by pytest afresh)
 
 
 class ModelCache:
@@ -119,9 +122,11 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
     check = WorkspaceCheck(root, path, source, target, tests, workspace_interpreter(root, opts.python), opts.timeout,
                            warm=opts.warm)
     try:
-        return _fix(check, path, target, tests, opts, models, on_event, cancelled)
+        out = _fix(check, path, target, tests, opts, models, on_event, cancelled)
     finally:
         check.close()  # the warm runner's process
+    out.tests, out.checks, out.warm_checks = tests.node_ids, check.checks, check.warm_checks
+    return out
 
 
 def _fix(check: WorkspaceCheck, path: Path, target, tests, opts: Options, models: ModelCache,

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -85,10 +86,19 @@ def direct_calls(lib: Path, modules: list[str], tests: list[str], out: Path) -> 
     return {k.replace(str(lib) + "/", ""): v for k, v in json.loads(out.read_text()).items()}
 
 
-def pytest_passes(lib: Path, node_ids: list[str], doctest: bool) -> bool:
+def pytest_passes(lib: Path, node_ids: list[str], doctest: bool, timeout: float = 120) -> bool | None:
+    """Whether the tests pass; None if they ran past `timeout` or 4 GiB (a seeded bug can loop)."""
     args = [PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *(["--doctest-modules"] if doctest else []),
             *node_ids]
-    return subprocess.run(args, cwd=lib, capture_output=True, timeout=300).returncode == 0
+    try:
+        return subprocess.run(args, cwd=lib, capture_output=True, timeout=timeout, preexec_fn=_memory_limit,
+                              start_new_session=True).returncode == 0
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _memory_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
 def run_bug(lib: Path, bug: dict, calls: dict, proposers: str, out: Path) -> dict:
@@ -154,6 +164,7 @@ def main() -> int:
     ap.add_argument("--bugs", type=Path, default=BUGS)
     ap.add_argument("--libraries", default=",".join(LIBRARIES))
     ap.add_argument("--proposers", default="search,model")
+    ap.add_argument("--only", default="", help="run only the bugs whose id contains this")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "real_projects", help="sdists, results")
     # outside this repository: pytest would take our pyproject.toml's settings for a library without its own
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coedit-real-projects",
@@ -168,10 +179,10 @@ def main() -> int:
         calls = direct_calls(lib, modules, tests, args.out / f"{name}-direct-calls.json")
         if args.inject:
             recorded[name] = draw_bugs(lib, modules, calls, args.per_library, random.Random(f"{args.seed}:{name}"),
-                                       lambda ids, doc: not pytest_passes(lib, ids, doc))
+                                       lambda ids, doc: pytest_passes(lib, ids, doc, timeout=20) is False)
             args.bugs.write_text(json.dumps(recorded, indent=1) + "\n")
         rows = []
-        for bug in recorded[name]:
+        for bug in [b for b in recorded[name] if args.only in b["id"]]:
             row = run_bug(lib, bug, calls, args.proposers, args.out)
             print(f"  {bug['id']:<40} {bug['kind']:<13} {'fixed' if row['fixed'] else row['claimed']:<10} "
                   f"{row['seconds']:5.1f}s runs={row['test_runs']} {row['fixed_by']}", file=sys.stderr)

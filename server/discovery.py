@@ -66,18 +66,41 @@ def _tests_in(path: Path, name: str) -> list[tuple[str, str]]:
     # test file that was 47 s of a Fix. Split once; a function's text is its lines, as it spells them.
     lines = text.splitlines(keepends=True)
 
-    def consider(fn: ast.AST, prefix: str) -> None:
+    def consider(fn: ast.AST, prefix: str, attrs: set[str] = frozenset()) -> None:
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name.startswith("test"):
-            if _uses(fn, name):
+            if _uses(fn, name) or (attrs and any(
+                    isinstance(n, ast.Attribute) and n.attr in attrs and isinstance(n.value, ast.Name)
+                    and n.value.id in ("self", "cls") for n in ast.walk(fn))):
                 found.append((prefix + fn.name, "".join(lines[fn.lineno - 1: fn.end_lineno])[fn.col_offset:].rstrip()))
 
     cases = _testcase_classes(tree)
+    top = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+    def lineage(cls: ast.ClassDef, seen: frozenset = frozenset()) -> list[ast.ClassDef]:
+        """The class and its bases defined in this file, bases first: pytest collects inherited tests."""
+        out = []
+        for b in cls.bases:
+            base = top.get(ast.unparse(b).rsplit(".", 1)[-1])
+            if base is not None and base.name not in seen and base is not cls:
+                out += lineage(base, seen | {cls.name})
+        return out + [cls]
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
         for node in body:
             consider(node, prefix)
             if isinstance(node, ast.ClassDef) and (node.name.startswith("Test") or node.name in cases):
-                visit(node.body, prefix + node.name + "::")
+                methods: dict[str, ast.AST] = {}
+                attrs: set[str] = set()  # class attributes that name the target (`functions = (mi.first, ...)`)
+                for cls in lineage(node):
+                    for stmt in cls.body:
+                        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                            methods[stmt.name] = stmt
+                        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _uses(stmt, name):
+                            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                            attrs |= {t.id for t in targets if isinstance(t, ast.Name)}
+                for fn in methods.values():
+                    consider(fn, prefix + node.name + "::", attrs)
+                visit([n for n in node.body if isinstance(n, ast.ClassDef)], prefix + node.name + "::")
 
     visit(tree.body, "")
     return found
@@ -124,12 +147,17 @@ def _doctests(file: Path, target: Target) -> list[tuple[str, bool]]:
         return [(target.qualname, True)] if ">>>" in "\n".join(target.lines) else []
     calls = re.compile(rf"^\s*(>>>|\.\.\.).*\b{re.escape(target.name)}\s*\(", re.M)
     found: list[tuple[str, bool]] = []
+    # `f.__doc__ = """..."""` at module level (toolz does this): pytest collects those examples as f's
+    assigned = {t.value.id: stmt.value.value for stmt in tree.body if isinstance(stmt, ast.Assign)
+                for t in stmt.targets if isinstance(t, ast.Attribute) and t.attr == "__doc__"
+                and isinstance(t.value, ast.Name) and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)}
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 qual = prefix + node.name
-                doc = ast.get_docstring(node, clean=False) or ""
+                doc = ast.get_docstring(node, clean=False) or assigned.get(qual, "")
                 own = qual == target.qualname
                 if ">>>" in doc and (own or calls.search(doc)):
                     found.append((qual, own))

@@ -22,6 +22,7 @@ docstring change for doctests, a new closure) the caller sends to a fresh pytest
 """
 import gc
 import json
+import linecache
 import os
 import resource
 import signal
@@ -42,6 +43,43 @@ def _candidates(path, name, first_line):
             if code.co_name == name and code.co_firstlineno == first_line and os.path.realpath(code.co_filename) == real:
                 found.append(obj)
     return found
+
+
+def _real_path(path):
+    import pathlib
+    return pathlib.Path(os.path.realpath(path))
+
+
+def _shared_astcache(paths):
+    """One parse of each test file for every failure of every check: pytest parses a file per
+    failure to show its statement (0.3 s for more-itertools' test file, per failing test). This is
+    pytest's own cache (its formatter's `astcache`), shared; where pytest has none, no cache."""
+    import ast
+    try:
+        from _pytest._code import code as pytest_code
+        from _pytest._code import source as pytest_source
+    except ImportError:
+        return None
+    formatter = getattr(pytest_code, "ExceptionInfoFormatter", None) or getattr(pytest_code, "FormattedExcinfo", None)
+    if formatter is None or "astcache" not in getattr(formatter, "__dataclass_fields__", {}):
+        return None
+    init = formatter.__init__
+    linenos = getattr(pytest_source, "_statement_linenos", None)  # memoized on the tree (pytest >= 8.4)
+    shared = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                shared[path] = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        if linenos is not None:
+            linenos(shared[path])
+
+    def shared_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.astcache = shared
+    formatter.__init__ = shared_init
+    return shared
 
 
 def _compiled(req, path, qualname, module_globals):
@@ -73,6 +111,10 @@ class Warm:
     def pytest_runtestloop(self, session):
         name = self.qualname.rsplit(".", 1)[-1]
         found = _candidates(self.path, name, self.first_line)
+        with open(self.path, encoding="utf-8") as f:
+            self.lines = f.read().splitlines(keepends=True)  # the document as the Fix started
+        paths = {getattr(item, "path", None) for item in session.items} - {None, _real_path(self.path)}
+        self.astcache = _shared_astcache(paths)
         module = sys.modules.get(found[0].__module__) if found else None
         self.send({"ready": True, "items": [item.nodeid for item in session.items], "found": len(found),
                    "collect_errors": session.testsfailed, "module": bool(module)})
@@ -96,6 +138,10 @@ class Warm:
                 self.child(session, req, found, module_globals)
             finally:
                 os._exit(PATCH_FAILED)
+        try:
+            os.setpgid(pid, pid)  # as the child does first: either way its group exists before any kill
+        except OSError:
+            pass
         deadline, timed_out = start + req["wall_s"], False
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -133,11 +179,18 @@ class Warm:
         cpu = int(req["wall_s"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         try:
-            new = _compiled(req, found[0].__code__.co_filename, self.qualname, module_globals)
+            filename = found[0].__code__.co_filename
+            # tracebacks read the function's lines through linecache: show them the edited file
+            text = self.lines[: req["def_line"] - 1] + [req["code"]] + self.lines[req["end_line"]:]
+            lines = "".join(text).splitlines(keepends=True)
+            linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
+            if self.astcache is not None:
+                self.astcache.pop(_real_path(filename), None)
+            new = _compiled(req, filename, self.qualname, module_globals)
             for f in found:
                 f.__code__ = new.__code__  # ValueError when the closures differ: a fresh run decides
-                f.__defaults__, f.__kwdefaults__ = new.__defaults__, new.__kwdefaults__
-                f.__annotations__ = new.__annotations__
+                # the signature is the same (the caller sends other edits to a fresh pytest): the
+                # defaults stay the objects the module's import made
         except Exception as e:
             with open(os.path.join(self.workdir, "patch.txt"), "w") as out:
                 out.write(f"{type(e).__name__}: {e}")
@@ -195,6 +248,7 @@ def main(argv):
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    sys.path[0] = os.getcwd()  # as `python -m pytest` has it: the project, not this script's folder
     import pytest
     warm = Warm(path, qualname, first_line, proto_in, proto_out, workdir)
     return pytest.main(args, plugins=[warm])  # after the last check: stdin closed

@@ -11,7 +11,8 @@ When the warm path is not trusted at all (`usable` false, `why` says why):
 * the target's module calls it at import time (a value computed from the old code would stay);
 * the runner did not start (pytest missing, a plugin that breaks the fork, the startup limit).
 And for one check (`safe_edit`): the edit renames the function, changes its docstring (doctests
-were collected from it) or, under decorators, its signature (a decorator may have read it).
+were collected from it), adds a decorator, or changes its signature (defaults are evaluated when
+the module loads, before later names exist; a decorator may have read the signature).
 """
 from __future__ import annotations
 
@@ -73,7 +74,6 @@ class WarmRunner:
         self._old = _function(target.code)
         tree = ast.parse(source)
         self._first = self._first_line(tree)
-        self._decorated = self._first != target.start + 1
         self._import_call = _called_at_import(tree, target.name)
 
     def _first_line(self, tree: ast.Module) -> int:
@@ -95,16 +95,17 @@ class WarmRunner:
         job = Job(argv, files={"warm_pytest.py": script}, workspace=str(self.root), interpreter=self.interpreter,
                   overlays={self.rel: self.source.encode()},
                   limits=Limits(wall_s=self.startup_s, cpu_s=3600, mem_mb=4096))
-        t0 = time.monotonic()
+        t0, st = time.monotonic(), None
         try:
             st = self._stack.enter_context(staged(job))
             self._proc = st.popen()
             hello = self._read(self.startup_s)
         except OSError as e:
             hello, self.why = None, f"cannot start: {e}"
-        if not hello or not hello.get("ready"):
-            err = self._proc.stderr.read1(2000).decode(errors="replace").strip() if self._proc and self._proc.poll() is not None else ""
-            self.why = f"the runner did not start{': ' + err if err else ''}"
+        if st is None:
+            pass  # why: set above
+        elif not hello or not hello.get("ready"):
+            self.why = f"the runner did not start: {self._said(st)}"
         elif hello["collect_errors"]:
             self.why = "pytest reported errors collecting the tests"
         elif not hello["found"]:
@@ -119,14 +120,27 @@ class WarmRunner:
         self.close()
         return False
 
+    def _said(self, st) -> str:
+        """The end of what the runner (pytest, or Python before it) wrote, for the log."""
+        if self._proc is not None and self._proc.poll() is not None and self._proc.stderr:
+            err = self._proc.stderr.read1(2000).decode(errors="replace").strip()
+            if err:
+                return err[-500:]
+        try:
+            return Path(st.work, "out.txt").read_text(errors="replace").strip()[-500:] or "no output"
+        except OSError:
+            return "no output"
+
     def safe_edit(self, code: str) -> bool:
         new = _function(code)
         if new is None or self._old is None or new.name != self._old.name or type(new) is not type(self._old):
             return False
         if ast.get_docstring(new, clean=False) != ast.get_docstring(self._old, clean=False):
             return False
-        if self._decorated and (ast.dump(new.args) != ast.dump(self._old.args)
-                                or ast.dump(new.returns or ast.Pass()) != ast.dump(self._old.returns or ast.Pass())):
+        # A new signature goes to pytest afresh: its defaults would be evaluated now, in the loaded
+        # module, where a fresh import evaluates them before later names exist (`default=first`).
+        if new.decorator_list or ast.dump(new.args) != ast.dump(self._old.args) \
+                or ast.dump(new.returns or ast.Pass()) != ast.dump(self._old.returns or ast.Pass()):
             return False
         return True
 
@@ -135,7 +149,8 @@ class WarmRunner:
         with `coverage`, the file lines of the target each test ran; None: ask a fresh pytest."""
         if not self.usable or not self.safe_edit(code):
             return None
-        req = {"code": code, "def_line": self.target.start + 1, "wall_s": wall_s, "coverage": coverage}
+        req = {"code": code if code.endswith("\n") else code + "\n", "def_line": self.target.start + 1,
+               "end_line": self.target.end, "wall_s": wall_s, "coverage": coverage}
         try:
             self._proc.stdin.write((json.dumps(req) + "\n").encode())
             self._proc.stdin.flush()

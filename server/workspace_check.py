@@ -14,7 +14,7 @@ import ast
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import Job, Limits, TestResult, VerifyResult, is_eq_compare, run_job
@@ -24,6 +24,8 @@ from .target import Target
 from .warm_runner import WarmRunner
 
 FAILURE_BUDGET = 600  # characters of one failure's text shown
+SLOWER = 10  # a check may take this many times the first check's seconds...
+MIN_LIMIT_S = 3.0  # ...but at least this (a fresh pytest's start varies)
 
 
 @dataclass
@@ -39,6 +41,7 @@ class WorkspaceCheck:
     checks: int = 0
     warm_checks: int = 0  # of them, answered by the warm runner
     _warm: WarmRunner | None = None
+    _first_s: dict[str, float] = field(default_factory=dict)  # seconds of the first check, warm and fresh
 
     def splice(self, function_code: str) -> str:
         return self.target.splice(self.source, function_code)
@@ -53,20 +56,34 @@ class WorkspaceCheck:
             return VerifyResult(False, 0, len(self.tests.node_ids), f"SyntaxError{where}: {e.msg}", code_status="syntax")
         rel = os.path.relpath(self.file, self.root)
         runner = self._runner()
-        got = runner.run(function_code, self.timeout_s, coverage=not self.checks) if runner else None
+        limit = self.limit("warm")
+        got = runner.run(function_code, limit, coverage=not self.checks) if runner else None
         self.checks += 1
         if got is not None:
             self.warm_checks += 1
             res, coverage = got
-            result = self._interpret(res, rel)
+            result = self._interpret(res, rel, limit)
             if coverage is not None:
                 result.coverage = [frozenset(n for n in (self._line(k) for k in coverage.get(node, ())) if n)
                                    for node in runner.node_ids]
-            return result
-        job = Job(self._pytest_argv() + self.tests.node_ids, workspace=str(self.root),
-                  overlays={rel: new_source.encode()}, interpreter=self.interpreter,
-                  limits=Limits(wall_s=self.timeout_s, mem_mb=4096))
-        return self._interpret(run_job(job, collect=["report.xml"]), rel)
+        else:
+            limit = self.limit("fresh")
+            job = Job(self._pytest_argv() + self.tests.node_ids, workspace=str(self.root),
+                      overlays={rel: new_source.encode()}, interpreter=self.interpreter,
+                      limits=Limits(wall_s=limit, mem_mb=4096))
+            result = self._interpret(run_job(job, collect=["report.xml"]), rel, limit)
+        path = "warm" if got is not None else "fresh"
+        if path not in self._first_s and not result.timed_out:
+            self._first_s[path] = result.wall_s
+        return result
+
+    def limit(self, path: str) -> float:
+        """Seconds one check may take: `timeout_s`, and once a check went this path (warm or fresh)
+        at most SLOWER times what that took (at least MIN_LIMIT_S). A candidate that loops would
+        otherwise spend a whole Fix's clock on one check; one that slow is not the fix."""
+        if path not in self._first_s:
+            return self.timeout_s
+        return min(self.timeout_s, max(MIN_LIMIT_S, SLOWER * self._first_s[path]))
 
     def _pytest_argv(self) -> list[str]:
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "--no-header",
@@ -86,10 +103,10 @@ class WorkspaceCheck:
         if self._warm is not None:
             self._warm.close()
 
-    def _interpret(self, res, rel: str) -> VerifyResult:
+    def _interpret(self, res, rel: str, limit: float) -> VerifyResult:
         total = len(self.tests.node_ids)
         if res.timed_out:
-            return VerifyResult(False, 0, total, f"Timeout: the tests ran longer than {self.timeout_s:g}s.",
+            return VerifyResult(False, 0, total, f"Timeout: the tests ran longer than {limit:.3g}s.",
                                 timed_out=True, isolation=res.isolation, wall_s=res.wall_s)
         if "No module named pytest" in res.stderr + res.stdout:
             return VerifyResult(False, 0, total, f"Cannot verify: pytest is not installed for {self.interpreter}.",

@@ -21,6 +21,7 @@ export const SERVER_DEFAULTS = {
     timeout: 30,
     tests: [] as string[],
     python: '',
+    warm: true,
     idleUnload: 600,
 };
 export type ServerSettings = typeof SERVER_DEFAULTS;

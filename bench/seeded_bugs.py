@@ -104,8 +104,9 @@ def _changed_call(fn: ast.AST, code: str, module_functions: list[str], rng: rand
 
 def draw_bugs(lib: Path, modules: list[str], calls: dict[str, list[str]], n: int, rng: random.Random,
               fails: Callable[[list[str], bool], bool]) -> list[dict]:
-    """`n` bugs in `lib`'s `modules`: two thirds `search`, the rest the other kinds in turn; each in a
-    different function that 1..20 tests call directly, each making one of those tests fail."""
+    """`n` bugs in `lib`'s `modules`: a third (rounded up) of the other kinds in turn, drawn first,
+    then `search`; each in a different function that 1..20 tests call directly, each making one of
+    those tests fail."""
     candidates = []
     for rel in modules:
         source = (lib / rel).read_text(encoding="utf-8")
@@ -118,11 +119,13 @@ def draw_bugs(lib: Path, modules: list[str], calls: dict[str, list[str]], n: int
             if not fn.name.startswith("_") and 1 <= len(tests) <= 20 and len(_body_lines(fn)) >= 2:
                 candidates.append((rel, source, fn, key, names))
     rng.shuffle(candidates)
-    plan = [KINDS[0] if i % 3 != 2 else KINDS[1 + (i // 3) % 3] for i in range(n)]
+    # the other kinds first, so that a library with few candidates still has its third of them
+    others = n // 3 + (n % 3 == 2)
+    plan = [KINDS[1 + i % 3] for i in range(others)] + [KINDS[0]] * (n - others)
     bugs: list[dict] = []
     for kind in plan:
-        while candidates:
-            rel, source, fn, key, names = candidates.pop()
+        for candidate in list(candidates):  # a function that cannot take this kind may take another
+            rel, source, fn, key, names = candidate
             lines = source.splitlines(keepends=True)
             before = lines[fn.lineno - 1: fn.end_lineno]
             code = "".join(before)
@@ -149,6 +152,7 @@ def draw_bugs(lib: Path, modules: list[str], calls: dict[str, list[str]], n: int
             finally:
                 path.write_text(source, encoding="utf-8")
             if broken:
+                candidates.remove(candidate)
                 bugs.append({"id": f"{rel}:{fn.name}", "file": rel, "function": fn.name, "def_line": fn.lineno,
                              "key": key, "kind": kind, "line": fn.lineno + made[1] - 1, "before": before,
                              "after": after})

@@ -274,7 +274,8 @@ class Repair:
             self.runs += spec.test_runs if spec else 0
             self.tried["localize"] = spec.test_runs if spec else 0
         elif first.coverage is not None and len(first.coverage) == len(first.tests):
-            spec = Spectrum([(t.status == "pass", set(lines)) for t, lines in zip(first.tests, first.coverage)], 0)
+            spec = Spectrum([(t.status == "pass", set(lines)) for t, lines in zip(first.tests, first.coverage)
+                             if t.status != "not run"], 0)  # a skipped test ran nothing
         hints = hints_from_feedback(first.feedback + "\n" + "\n".join(t.message for t in first.tests))
         self.ranking = rank(self.task.code, spec, first, hints.undefined)
         self.singles = iter(self._singles(self.task.code, [n for n, _ in self.ranking], first))

@@ -127,17 +127,22 @@ class WorkspaceCheck:
                 node = bad if bad is not None else skipped
                 status = "fail" if node.tag == "failure" else ("not run" if node is skipped else "error")
                 results.append(TestResult(i, name, status, message=self._failure(name, node, rel)))
-        passed = sum(r.status == "pass" for r in results)
-        ok = res.returncode == 0 and results and passed == len(results)
+        # A skipped test (a doctest whose examples are all +SKIP, a skip mark) judges nothing:
+        # it is neither a pass nor a failure, and the counts leave it out.
+        judged = [r for r in results if r.status != "not run"]
+        passed = sum(r.status == "pass" for r in judged)
+        ok = res.returncode == 0 and judged and passed == len(judged)
         if ok:
-            feedback = f"All {len(results)} tests pass."
+            feedback = f"All {len(judged)} tests pass."
+        elif results and not judged:
+            feedback = f"All {len(results)} tests were skipped: nothing judges the function."
         elif not results:
             tail = (res.stdout + res.stderr).strip()[-FAILURE_BUDGET:]
             feedback = f"Error collecting the tests:\n{self._relative(tail, rel)}"
         else:
-            bad = next(r for r in results if r.status != "pass")
-            feedback = f"Tests: {passed}/{len(results)} pass.\n{bad.message}"
-        return VerifyResult(bool(ok), passed, len(results) or total, feedback, tests=results, isolation=res.isolation,
+            bad = next(r for r in judged if r.status != "pass")
+            feedback = f"Tests: {passed}/{len(judged)} pass.\n{bad.message}"
+        return VerifyResult(bool(ok), passed, len(judged) or total, feedback, tests=results, isolation=res.isolation,
                             wall_s=res.wall_s, output=res.stdout[-FAILURE_BUDGET:])
 
     def _failure(self, name: str, node: ET.Element, rel: str) -> str:

@@ -32,7 +32,9 @@ function pythonDefaults(): Record<string, unknown> {
         const name = m[1].replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
         const value = m[2];
         const list = value.match(/^field\(default_factory=lambda: (\[.*\])\)$/);
-        out[name] = value.startsWith('"') ? JSON.parse(value) : list ? JSON.parse(list[1]) : value.startsWith('field(') ? [] : Number(value);
+        const bool = value === 'True' || value === 'False';
+        out[name] = value.startsWith('"') ? JSON.parse(value) : list ? JSON.parse(list[1]) : value.startsWith('field(') ? []
+            : bool ? value === 'True' : Number(value);
     }
     return out;
 }

@@ -25,6 +25,29 @@ class Target:
     def code(self) -> str:
         return "\n".join(self.lines) + "\n"
 
+    @property
+    def indent(self) -> str:
+        """The `def` line's indentation: a method's class body, "" for a module-level function."""
+        first = self.lines[0] if self.lines else ""
+        return first[: len(first) - len(first.lstrip())]
+
+    @property
+    def view(self) -> str:
+        """The code as the engine and the model see it: a method without its class's indentation,
+        so that it parses on its own (the search compiles every candidate; the model was trained
+        on functions at column 0). `from_view` puts the indentation back."""
+        n = len(self.indent)
+        return "\n".join(line[n:] if line.startswith(self.indent) else line for line in self.lines) + "\n"
+
+    def from_view(self, code: str) -> str:
+        """`code` in the engine's view back at the file's indentation. A line that lacked it in the
+        file (inside a string that starts further left) and is still there is left as it was."""
+        if not self.indent:
+            return code
+        left = {line for line in self.lines if line.strip() and not line.startswith(self.indent)}
+        out = [line if not line.strip() or line in left else self.indent + line for line in code.split("\n")]
+        return "\n".join(out)
+
     def splice(self, source: str, new_code: str) -> str:
         """`source` with this target's lines replaced by `new_code`'s (line ends kept as the file's)."""
         eol = "\r\n" if "\r\n" in source else "\n"

@@ -1,6 +1,7 @@
 """The verifier for a real workspace: the project's own pytest tests against an edited function.
 
-`WorkspaceCheck(...)(function_code)` splices the edited function into the file, and runs the
+`WorkspaceCheck(...)(function_code)` (the function as the engine sees it, `Target.view`: a method
+without its class's indentation) splices the edited function into the file, and runs the
 selected tests with pytest, under the workspace's own interpreter (so its dependencies import), in
 the `dsl` sandbox: the workspace read-only with the edited file laid over it (`dsl.Job` with
 `workspace` and `overlays`). Nothing in the workspace is written. The answer is a
@@ -44,10 +45,12 @@ class WorkspaceCheck:
     _first_s: dict[str, float] = field(default_factory=dict)  # seconds of the first check, warm and fresh
 
     def splice(self, function_code: str) -> str:
-        return self.target.splice(self.source, function_code)
+        """The document with the function (in the engine's view, `Target.view`) put back."""
+        return self.target.splice(self.source, self.target.from_view(function_code))
 
     def __call__(self, function_code: str) -> VerifyResult:
         new_source = self.splice(function_code)
+        function_code = self.target.from_view(function_code)  # as the file has it, from here on
         try:
             ast.parse(new_source)
         except SyntaxError as e:

@@ -161,6 +161,28 @@ def test_coedit_fix_fixes_more_itertools_first_through_its_own_tests(more_iterto
     assert check.returncode == 0, check.stdout[-2000:]
 
 
+def test_a_method_is_a_target_like_a_function(more_itertools, tmp_path):
+    """peekable.peek with its `is` flipped: the search sees the method at column 0, the warm runner
+    compiles the edit inside its class, and the fix lands at the method's indentation."""
+    root = tmp_path / "mi"
+    shutil.copytree(more_itertools, root)
+    more = root / "more_itertools" / "more.py"
+    lines = more.read_text().splitlines(keepends=True)
+    line = next(i for i, text in enumerate(lines) if text.startswith("    def peek(self, default=_marker):")) + 11
+    assert lines[line].strip() == "if default is _marker:"
+    lines[line] = lines[line].replace(" is _marker", " is not _marker")
+    more.write_text("".join(lines))
+    out = tmp_path / "fix.json"
+    run = subprocess.run([str(Path(sys.executable).with_name("coedit")), "fix", f"more_itertools/more.py:{line + 1}",
+                          "--apply", "--proposers", "search", "--json", str(out)],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(out.read_text())
+    assert got["status"] == "fixed" and got["warm_checks"] == got["checks"] > 1
+    assert "tests/test_more.py::PeekableTests::test_peek_default" in got["tests"]
+    assert more.read_text().splitlines()[line] == "                if default is _marker:"
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "server"], server_env=None))
 async def client(lsp_client: LanguageClient, more_itertools, tmp_path):
     root = tmp_path / "mi"

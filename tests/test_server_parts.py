@@ -1,6 +1,7 @@
 """The server's plain parts: edits, targets, options, test discovery, the model cache."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import time
@@ -46,6 +47,19 @@ def test_targets_are_innermost_functions_and_methods():
     assert find_target(SOURCE, 12).qualname == "f" and find_target(SOURCE, 12).lines[-1] == "    return y"
     assert find_target(SOURCE, 0) is None and find_target(SOURCE, 1) is None
     assert find_target(SOURCE, 9, 12).qualname == "f"  # a selection
+
+
+def test_a_method_is_seen_at_column_0_and_put_back_at_its_indentation():
+    src = ("class A:\n    def m(self, x):\n        s = \"\"\"a\nleft\"\"\"\n\n        return x - 1\n\n"
+           "    def other(self):\n        pass\n")
+    t = find_target(src, 4)
+    assert t.qualname == "A.m" and t.indent == "    "
+    assert t.view == 'def m(self, x):\n    s = """a\nleft"""\n\n    return x - 1\n'
+    ast.parse(t.view)  # the search compiles every candidate: a method must parse on its own
+    assert t.from_view(t.view) == t.code  # the string's line that starts further left stays as it was
+    fixed = t.splice(src, t.from_view(t.view.replace("x - 1", "x + 1")))
+    assert fixed == src.replace("x - 1", "x + 1")
+    assert find_target(SOURCE, 12).from_view("def f(y):\n    return y\n") == "def f(y):\n    return y\n"
 
 
 def test_targets_in_a_file_that_does_not_parse():

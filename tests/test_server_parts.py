@@ -155,6 +155,48 @@ def test_doctests_are_tests(tmp_path):
     assert found.node_ids[0] in pytest_collects(tmp_path, "--doctest-modules", "pkg/sub/m.py")
 
 
+def test_discovery_takes_what_the_code_names_not_comments_and_what_pytest_inherits(tmp_path):
+    """What the real-projects bench found: a word in a comment or string, or a local variable of the
+    name, is not a use (a prime-number test said "the first argument"); a test class's attribute that
+    names the target (more-itertools' `functions = (mi.running_min, ...)`) brings the methods that use
+    it; a subclass inherits its base's tests (toolz' `TestDefaultDict(TestDict)`), and pytest
+    collects them under the subclass. Every id is one pytest itself collects."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "more.py").write_text("def first(xs):\n    return xs[0]\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_more.py").write_text(
+        "import pkg.more as mi\nfrom pkg.more import first\n\n"
+        "def test_comment():\n    # the first argument\n    assert 'first' != 'x'\n\n"
+        "def test_local():\n    first = 1\n    assert first == 1\n\n"
+        "def test_call():\n    assert first([2]) == 2\n\n"
+        "class TestWindows:\n    functions = (mi.first, len)\n\n"
+        "    def test_each(self):\n        for f in self.functions:\n            assert f([1])\n\n"
+        "    def test_none(self):\n        assert True\n\n"
+        "class TestBase:\n    def test_inherited(self):\n        assert mi.first([3]) == 3\n\n"
+        "class TestChild(TestBase):\n    pass\n")
+    src = (tmp_path / "pkg" / "more.py").read_text()
+    found = discover(tmp_path, tmp_path / "pkg" / "more.py", find_target(src, 1))
+    f = "tests/test_more.py::"
+    assert found.node_ids == [f + "test_call", f + "TestWindows::test_each", f + "TestBase::test_inherited",
+                              f + "TestChild::test_inherited"]
+    assert set(found.node_ids) <= set(pytest_collects(tmp_path, "tests/test_more.py"))
+
+
+def test_doctests_of_the_file_that_run_the_target_and_a_packages_init(tmp_path):
+    """inflection's `camelize` examples call `underscore`; toolz assigns `f.__doc__` a string; in a
+    package's `__init__.py` pytest names a doctest `pkg.f` (not `pkg.__init__.f`)."""
+    (tmp_path / "pkg").mkdir()
+    src = ('def under(s):\n    return s.lower()\n\n\n'
+           'def camel(s):\n    """\n    >>> camel(under("AB"))\n    \'ab\'\n    """\n    return s\n\n\n'
+           'def other(s):\n    """\n    >>> other("x")\n    \'x\'\n    """\n    return s\n\n\n'
+           'under.__doc__ = """\n>>> under("Q")\n\'q\'\n"""\n')
+    (tmp_path / "pkg" / "__init__.py").write_text(src)
+    found = discover(tmp_path, tmp_path / "pkg" / "__init__.py", find_target(src, 1))
+    assert found.node_ids == ["pkg/__init__.py::pkg.under", "pkg/__init__.py::pkg.camel"] and found.doctest_module
+    assert set(found.node_ids) <= set(pytest_collects(tmp_path, "--doctest-modules", "pkg/__init__.py"))
+
+
 def test_model_cache_loads_once_and_unloads_when_idle(tmp_path):
     script = tmp_path / "s.txt"
     script.write_text("EXIT\n")

@@ -113,8 +113,8 @@ class Warm:
         found = _candidates(self.path, name, self.first_line)
         with open(self.path, encoding="utf-8") as f:
             self.lines = f.read().splitlines(keepends=True)  # the document as the Fix started
-        paths = {getattr(item, "path", None) for item in session.items} - {None, _real_path(self.path)}
-        self.astcache = _shared_astcache(paths)
+        paths = {getattr(item, "path", None) for item in session.items} - {None}
+        self.astcache = _shared_astcache({p for p in paths if _real_path(p) != _real_path(self.path)})
         module = sys.modules.get(found[0].__module__) if found else None
         self.send({"ready": True, "items": [item.nodeid for item in session.items], "found": len(found),
                    "collect_errors": session.testsfailed, "module": bool(module)})
@@ -184,8 +184,8 @@ class Warm:
             text = self.lines[: req["def_line"] - 1] + [req["code"]] + self.lines[req["end_line"]:]
             lines = "".join(text).splitlines(keepends=True)
             linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
-            if self.astcache is not None:
-                self.astcache.pop(_real_path(filename), None)
+            for key in [k for k in (self.astcache or {}) if _real_path(k) == _real_path(filename)]:
+                del self.astcache[key]  # its statements are the edited file's now
             new = _compiled(req, filename, self.qualname, module_globals)
             for f in found:
                 f.__code__ = new.__code__  # ValueError when the closures differ: a fresh run decides

@@ -29,11 +29,9 @@ import json
 import os
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -41,38 +39,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.libraries import NoSource, sdist, unpack  # noqa: E402
 from bench.seeded_bugs import KINDS, draw_bugs  # noqa: E402
 
-LIBRARIES = {  # name -> (version, modules bugs go into, test paths, extra pytest args for the suite)
-    "more-itertools": ("11.2.1", ["more_itertools/more.py", "more_itertools/recipes.py"], ["tests"], []),
-    "toolz": ("1.0.0", ["toolz/itertoolz.py", "toolz/dicttoolz.py", "toolz/functoolz.py"], ["toolz/tests"], []),
-    "inflection": ("0.5.1", ["inflection/__init__.py"], ["test_inflection.py"], []),
+LIBRARIES = {  # name -> (version, modules bugs go into, test paths)
+    "more-itertools": ("11.2.1", ["more_itertools/more.py", "more_itertools/recipes.py"], ["tests"]),
+    "toolz": ("1.0.0", ["toolz/itertoolz.py", "toolz/dicttoolz.py", "toolz/functoolz.py"], ["toolz/tests"]),
+    "inflection": ("0.5.1", ["inflection/__init__.py"], ["test_inflection.py"]),
 }
 BUGS = ROOT / "bench" / "real_projects_bugs.json"
 PY = sys.executable
-
-
-def sdist(name: str, version: str, cache: Path) -> Path:
-    """The library's source distribution: pip's cache or index (no other network), kept in `cache`."""
-    cache.mkdir(parents=True, exist_ok=True)
-    found = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-").startswith(f"{name}-{version}")]
-    if not found:
-        r = subprocess.run([PY, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", f"{name}=={version}",
-                            "-d", str(cache), "-q"], capture_output=True, text=True)
-        found = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-").startswith(f"{name}-{version}")]
-        if not found:
-            sys.exit(f"cannot get the source of {name}=={version} through pip: {r.stderr.strip()[-300:]}")
-    return found[0]
-
-
-def unpack(archive: Path, dest: Path) -> Path:
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    (top,) = list(dest.iterdir())
-    return top
 
 
 def direct_calls(lib: Path, modules: list[str], tests: list[str], out: Path) -> dict[str, list[str]]:
@@ -165,7 +141,7 @@ def main() -> int:
     ap.add_argument("--libraries", default=",".join(LIBRARIES))
     ap.add_argument("--proposers", default="search,model")
     ap.add_argument("--only", default="", help="run only the bugs whose id contains this")
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "real_projects", help="sdists, results")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "real_projects", help="results")
     # outside this repository: pytest would take our pyproject.toml's settings for a library without its own
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coedit-real-projects",
                     help="where the libraries are unpacked")
@@ -174,8 +150,11 @@ def main() -> int:
     recorded = json.loads(args.bugs.read_text()) if args.bugs.exists() and not args.inject else {}
     rows_all, lines = [], []
     for name in args.libraries.split(","):
-        version, modules, tests, _ = LIBRARIES[name]
-        lib = unpack(sdist(name, version, args.out / "sdists"), args.work / name)
+        version, modules, tests = LIBRARIES[name]
+        try:
+            lib = unpack(sdist(name, version), args.work / name)
+        except NoSource as e:
+            sys.exit(str(e))
         calls = direct_calls(lib, modules, tests, args.out / f"{name}-direct-calls.json")
         if args.inject:
             recorded[name] = draw_bugs(lib, modules, calls, args.per_library, random.Random(f"{args.seed}:{name}"),

@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Callable
 
+from bench.libraries import parses
 from dsl import EditorState
 from dsl.mutate import mutations
 
@@ -45,7 +46,7 @@ def _search_edit(code: str, lines: set[int], rng: random.Random, line: int | Non
     rng.shuffle(muts)
     for m in muts:
         new = EditorState.from_code(code).apply(m.command)
-        if isinstance(new, EditorState) and _compiles(new.to_code()) and new.to_code() != code:
+        if isinstance(new, EditorState) and parses(new.to_code()) and new.to_code() != code:
             return new.to_code(), m.line
     return None
 
@@ -55,17 +56,9 @@ def _one_edit_away(buggy: str, code: str) -> bool:
     want = ast.dump(ast.parse(code))
     for m in mutations(buggy):
         new = EditorState.from_code(buggy).apply(m.command)
-        if isinstance(new, EditorState) and _compiles(new.to_code()) and ast.dump(ast.parse(new.to_code())) == want:
+        if isinstance(new, EditorState) and parses(new.to_code()) and ast.dump(ast.parse(new.to_code())) == want:
             return True
     return False
-
-
-def _compiles(code: str) -> bool:
-    try:
-        ast.parse(code)
-        return True
-    except SyntaxError:
-        return False
 
 
 def _dropped_line(fn: ast.AST, code: str, rng: random.Random) -> tuple[str, int] | None:
@@ -78,7 +71,7 @@ def _dropped_line(fn: ast.AST, code: str, rng: random.Random) -> tuple[str, int]
     for s in choices:
         n = s.lineno - fn.lineno  # 0-based within the function
         new = "".join(lines[:n] + lines[n + 1:])
-        if _compiles(new):
+        if parses(new):
             return new, n + 1
     return None
 
@@ -97,7 +90,7 @@ def _changed_call(fn: ast.AST, code: str, module_functions: list[str], rng: rand
         line = lines[n]
         new_line = line[:c.func.col_offset] + rng.choice(others) + line[c.func.end_col_offset:]
         new = "".join(lines[:n] + [new_line] + lines[n + 1:])
-        if _compiles(new):
+        if parses(new):
             return new, n + 1
     return None
 

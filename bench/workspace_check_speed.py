@@ -1,7 +1,7 @@
 """A candidate check in a real project: the warm workspace runner against a fresh pytest run of the
 same node ids, side by side in one run (issue 30's goal: >= 10x).
 
-    python bench/workspace_check_speed.py [--checks 10] [--out runs/real_projects]
+    python bench/workspace_check_speed.py [--checks 10]
 
 The case is the issue's: more-itertools 11.2.1 (source distribution via pip's cache or index), with
 first()'s `if default is _marker:` flipped to `is not`; its tests as `coedit fix` finds them (the
@@ -14,21 +14,17 @@ the ratio of the medians.
 from __future__ import annotations
 
 import argparse
-import ast
 import re
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.real_projects import sdist, unpack  # noqa: E402
-from dsl import EditorState  # noqa: E402
-from dsl.mutate import mutations  # noqa: E402
+from bench.libraries import code_edits, sdist, unpack  # noqa: E402
 from server.discovery import discover  # noqa: E402
 from server.target import find_target  # noqa: E402
 from server.workspace_check import WorkspaceCheck  # noqa: E402
@@ -37,20 +33,11 @@ LINE = 272  # `if default is _marker:` in first()
 ADDRESS = re.compile(r"0x[0-9a-f]+")
 
 
-def _parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-        return True
-    except SyntaxError:
-        return False
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checks", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "real_projects")
     args = ap.parse_args()
-    lib = unpack(sdist("more-itertools", "11.2.1", args.out / "sdists"),
+    lib = unpack(sdist("more-itertools", "11.2.1"),
                  Path(tempfile.gettempdir()) / "coedit-check-speed")
     path = lib / "more_itertools" / "more.py"
     lines = path.read_text().splitlines(keepends=True)
@@ -59,15 +46,7 @@ def main() -> int:
     path.write_text(source)
     target = find_target(source, LINE - 1)
     tests = discover(lib, path, target)
-    codes = [target.code]
-    fn = ast.parse(textwrap.dedent(target.code)).body[0]
-    body = fn.body[1:] if ast.get_docstring(fn) else fn.body  # the search's edits of the code, not the docstring
-    for m in mutations(target.code, list(range(body[0].lineno, fn.end_lineno + 1))):
-        new = EditorState.from_code(target.code).apply(m.command)
-        if isinstance(new, EditorState) and new.to_code() not in codes and _parses(target.splice(source, new.to_code())):
-            codes.append(new.to_code())
-        if len(codes) >= args.checks:
-            break
+    codes = code_edits(target, source, args.checks - 1)
     times: dict[str, list[float]] = {"fresh": [], "warm": []}
     answers: dict[str, list] = {"fresh": [], "warm": []}
     startup = 0.0

@@ -117,7 +117,7 @@ class Warm:
         self.astcache = _shared_astcache({p for p in paths if _real_path(p) != _real_path(self.path)})
         module = sys.modules.get(found[0].__module__) if found else None
         self.send({"ready": True, "items": [item.nodeid for item in session.items], "found": len(found),
-                   "collect_errors": session.testsfailed, "module": bool(module)})
+                   "collect_errors": session.testsfailed})
         for line in self.proto_in:
             req = json.loads(line)
             self.send(self.check(session, req, found, module.__dict__ if module else {}))

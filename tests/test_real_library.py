@@ -7,15 +7,12 @@ and the real language server fix more-itertools' `first()` through its own tests
 """
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,30 +20,19 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from dsl import EditorState
-from dsl.mutate import mutations
 from server.discovery import discover
 from server.target import find_target
 from server.workspace_check import WorkspaceCheck
 
 ROOT = Path(__file__).resolve().parents[1]
-SDISTS = ROOT / "runs" / "sdists"
+sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
+from bench.libraries import code_edits, sdist, unpack  # noqa: E402
 ADDRESS = re.compile(r"0x[0-9a-f]+")
 FIRST_LINE = 272  # more_itertools/more.py: `if default is _marker:` in first()
 
 
 def unpacked(name: str, version: str, dest: Path) -> Path:
-    SDISTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{name.replace('-', '_')}-{version}"
-    archive = next(SDISTS.glob(f"{stem}.tar.gz"), None) or next(SDISTS.glob(f"{name}-{version}.tar.gz"), None)
-    if archive is None:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            f"{name}=={version}", "-d", str(SDISTS), "-q"], capture_output=True, text=True)
-        archive = next(SDISTS.glob(f"{stem}.tar.gz"), None) or next(SDISTS.glob(f"{name}-{version}.tar.gz"), None)
-        assert archive is not None, f"pip could not get {name}=={version}: {r.stderr[-500:]}"
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    return next(p for p in dest.iterdir() if p.is_dir())
+    return unpack(sdist(name, version), dest / "src")
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +50,24 @@ def flipped(lib: Path) -> Path:
     copy = lib.parent / "flipped"
     if not copy.exists():
         shutil.copytree(lib, copy)
-        more = copy / "more_itertools" / "more.py"
-        lines = more.read_text().splitlines(keepends=True)
-        assert lines[FIRST_LINE - 1].strip() == "if default is _marker:"
-        lines[FIRST_LINE - 1] = lines[FIRST_LINE - 1].replace(" is _marker", " is not _marker")
-        more.write_text("".join(lines))
+        flip(copy / "more_itertools" / "more.py", FIRST_LINE)
     return copy
 
 
-def compiles(source: str) -> bool:
-    try:
-        ast.parse(source)
-        return True
-    except SyntaxError:
-        return False
+def flip(path: Path, line: int) -> None:
+    """`if default is _marker:` at `line` (1-based) of `path` becomes `is not`."""
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines[line - 1].strip() == "if default is _marker:"
+    lines[line - 1] = lines[line - 1].replace(" is _marker", " is not _marker")
+    path.write_text("".join(lines))
+
+
+def coedit_fix(root: Path, spec: str, out: Path) -> dict:
+    """`coedit fix SPEC --apply --proposers search --json OUT` in `root`, as a user runs it."""
+    run = subprocess.run([str(Path(sys.executable).with_name("coedit")), "fix", spec, "--apply", "--proposers", "search",
+                          "--json", str(out)], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(out.read_text())
 
 
 def agree(root: Path, rel: str, def_line: int, edits: int) -> int:
@@ -89,15 +79,7 @@ def agree(root: Path, rel: str, def_line: int, edits: int) -> int:
     tests = discover(root, path, target)
     warm = WorkspaceCheck(root, path, source, target, tests, sys.executable, warm=True)
     fresh = WorkspaceCheck(root, path, source, target, tests, sys.executable, warm=False)
-    codes = [target.code]
-    fn = ast.parse(textwrap.dedent(target.code)).body[0]
-    body = fn.body[1:] if ast.get_docstring(fn) else fn.body  # edits of the code, not of the docstring
-    for m in mutations(target.code, list(range(body[0].lineno, fn.end_lineno + 1))):
-        new = EditorState.from_code(target.code).apply(m.command)
-        if isinstance(new, EditorState) and new.to_code() not in codes and compiles(target.splice(source, new.to_code())):
-            codes.append(new.to_code())
-        if len(codes) > edits:
-            break
+    codes = code_edits(target, source, edits)
     assert len(codes) == edits + 1
     try:
         for code in codes:
@@ -145,12 +127,7 @@ def test_the_first_check_records_which_lines_each_test_ran(more_itertools):
 def test_coedit_fix_fixes_more_itertools_first_through_its_own_tests(more_itertools, tmp_path):
     root = tmp_path / "mi"
     shutil.copytree(flipped(more_itertools), root)
-    out = tmp_path / "fix.json"
-    run = subprocess.run([str(Path(sys.executable).with_name("coedit")), "fix", f"more_itertools/more.py:{FIRST_LINE}",
-                          "--apply", "--proposers", "search", "--json", str(out)],
-                         cwd=root, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    got = json.loads(out.read_text())
+    got = coedit_fix(root, f"more_itertools/more.py:{FIRST_LINE}", tmp_path / "fix.json")
     assert got["status"] == "fixed" and got["applied"] and got["fixed_by"] == "search"
     assert {f"tests/test_more.py::FirstTests::{t}" for t in ("test_many", "test_one", "test_empty", "test_default")} \
         <= set(got["tests"])
@@ -167,17 +144,10 @@ def test_a_method_is_a_target_like_a_function(more_itertools, tmp_path):
     root = tmp_path / "mi"
     shutil.copytree(more_itertools, root)
     more = root / "more_itertools" / "more.py"
-    lines = more.read_text().splitlines(keepends=True)
+    lines = more.read_text().splitlines()
     line = next(i for i, text in enumerate(lines) if text.startswith("    def peek(self, default=_marker):")) + 11
-    assert lines[line].strip() == "if default is _marker:"
-    lines[line] = lines[line].replace(" is _marker", " is not _marker")
-    more.write_text("".join(lines))
-    out = tmp_path / "fix.json"
-    run = subprocess.run([str(Path(sys.executable).with_name("coedit")), "fix", f"more_itertools/more.py:{line + 1}",
-                          "--apply", "--proposers", "search", "--json", str(out)],
-                         cwd=root, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    got = json.loads(out.read_text())
+    flip(more, line + 1)
+    got = coedit_fix(root, f"more_itertools/more.py:{line + 1}", tmp_path / "fix.json")
     assert got["status"] == "fixed" and got["warm_checks"] == got["checks"] > 1
     assert "tests/test_more.py::PeekableTests::test_peek_default" in got["tests"]
     assert more.read_text().splitlines()[line] == "                if default is _marker:"

@@ -10,10 +10,8 @@ repair tools use (TBar's templates, PraPR's mutators, GenProg's statement edits)
 bug kinds ManySStuBs4J counts most often (changed identifier, wrong function name, changed
 literal, changed operator, swapped arguments, more/less specific condition):
 
-    undefined_name  a name the tests' error calls undefined -> the closest known name (a misspelling);
-                    a def whose name is close to one the tests call -> renamed to it
-    missing_import  a stdlib module or name the error calls undefined -> an import at line 1
-    attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
+    undefined_name, missing_import, attribute_typo: what the error message names
+                    (dsl/error_edits.py: misspelt names, defs and assignments; imports; attributes)
     compare         < <= > >= == != swapped; `is`/`is not`, `in`/`not in` negated
     binop           arithmetic (+ - * / // % **) and bitwise (& | ^ << >>) swapped within their group
     augassign       the same for `+=`, `-=`, ...
@@ -30,15 +28,18 @@ from __future__ import annotations
 
 import ast
 import builtins
-import difflib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .audit import parse_python
 from .commands import Command, line_edit
+from .error_edits import Hints, hints_from_feedback, imports, renames_to_undefined, targeted_edits
+from .error_edits import swap as _swap
 from .mutation_tables import (BINOP_GROUPS, BINOP_TEXT, COMPARE_TEXT, FAMILIES, NEGATED, NON_COMMUTATIVE,
-                              STDLIB_MODULES, STDLIB_NAMES, TYPE_ATTRS, alternatives)
+                              STDLIB_MODULES, alternatives)
 from .state import EditorState
+
+__all__ = ["Candidates", "Hints", "Mutation", "hints_from_feedback", "indent_of", "mutations"]
 
 
 @dataclass(frozen=True)
@@ -49,21 +50,6 @@ class Mutation:
 
     def __str__(self) -> str:
         return str(self.command)
-
-
-@dataclass
-class Hints:
-    """What the tests' feedback says, for the targeted operators."""
-    undefined: set[str] = field(default_factory=set)  # NameError names
-    missing_attrs: list[tuple[str, str]] = field(default_factory=list)  # (type name, attribute) of AttributeErrors
-
-
-def hints_from_feedback(text: str) -> Hints:
-    import re
-    h = Hints()
-    h.undefined |= set(re.findall(r"name '([A-Za-z_]\w*)' is not defined", text))
-    h.missing_attrs += re.findall(r"'(\w+)' object has no attribute '([A-Za-z_]\w*)'", text)
-    return h
 
 
 class Candidates:
@@ -86,12 +72,6 @@ class Candidates:
             return False
         self.seen.add(key)
         return True
-
-
-def _swap(line: str, a: int, b: int, new: str) -> str:
-    """`line` with UTF-8 byte columns a..b (ast's offsets) replaced by `new`."""
-    raw = line.encode()
-    return (raw[:a] + new.encode() + raw[b:]).decode()
 
 
 def _seg(line: str, node: ast.AST) -> str:
@@ -268,27 +248,6 @@ def _call_edits(line: str, node: ast.Call):
                     yield "call", _swap(line, end - len(fname.encode()), end, new)
 
 
-def _targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):
-    for node in nodes:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            # the tests call a name the code does not define, close to one it does: a misspelt def
-            for wanted in hints.undefined:
-                if wanted not in known and difflib.get_close_matches(node.name, [wanted], n=1, cutoff=0.75):
-                    raw = line.encode()
-                    at = raw.find(node.name.encode(), node.col_offset)
-                    if at >= 0:
-                        yield "undefined_name", _swap(line, at, at + len(node.name.encode()), wanted)
-        if isinstance(node, ast.Name) and node.id in hints.undefined:
-            for new in difflib.get_close_matches(node.id, known, n=3, cutoff=0.6):
-                yield "undefined_name", _swap(line, node.col_offset, node.end_col_offset, new)
-        elif isinstance(node, ast.Attribute):
-            for kind, attr in hints.missing_attrs:
-                if node.attr == attr:
-                    end = node.end_col_offset
-                    for new in difflib.get_close_matches(attr, TYPE_ATTRS.get(kind, []), n=3, cutoff=0.6):
-                        yield "attribute_typo", _swap(line, end - len(attr.encode()), end, new)
-
-
 def indent_of(text: str) -> str:
     """The leading whitespace of a line."""
     return text[: len(text) - len(text.lstrip())]
@@ -323,14 +282,6 @@ def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
             yield last.end_lineno, Command("ADDL", last.end_lineno + 1, f"{indent}return {name}")
 
 
-def _imports(hints: Hints):
-    for name in sorted(hints.undefined):
-        if name in STDLIB_MODULES:
-            yield Command("ADDL", 1, f"import {name}")
-        elif name in STDLIB_NAMES:
-            yield Command("ADDL", 1, f"from {STDLIB_NAMES[name]} import {name}")
-
-
 def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = None,
               order: tuple[str, ...] | None = None) -> list[Mutation]:
     """Single-line edits of `code` at `lines` (all lines if None), line by line in the given order
@@ -341,7 +292,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
     hints = hints or Hints()
     order = order or ORDER
     lines = [n for n in (lines or range(1, len(state.lines) + 1)) if 1 <= n <= len(state.lines)]
-    out: list[Mutation] = [Mutation(c, "missing_import", 1) for c in _imports(hints)]
+    out: list[Mutation] = [Mutation(c, "missing_import", 1) for c in imports(hints)]
     if tree is None:  # a syntax error: only line-level edits apply
         for n in lines:
             out += [Mutation(c, op, n) for op, c in _statement_edits(state, ast.Module([], []), n)]
@@ -351,15 +302,17 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
             child._coedit_parent = parent
     names, attrs = _names(tree)
     known = sorted(set(names) | set(dir(builtins)) | set(STDLIB_MODULES))
+    for n, new in renames_to_undefined(state, tree, hints):
+        if new != state.lines[n - 1]:
+            out.append(Mutation(line_edit(n, state.lines[n - 1], new), "undefined_name", n))
     returns = {}
     for n, cmd in _missing_returns(state, tree, lines):
         returns.setdefault(n, []).append(Mutation(cmd, "statement", n))
     for n in lines:
         line = state.lines[n - 1]
-        nodes = _on_line(tree, n) + [d for d in ast.walk(tree) if isinstance(
-            d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and d.lineno == n and d.end_lineno != n]
+        nodes = _on_line(tree, n)
         by_op: dict[str, list[Mutation]] = {}
-        edits = [*_targeted_edits(line, nodes, known, hints), *_expression_edits(line, nodes, names, attrs),
+        edits = [*targeted_edits(line, nodes, known, hints), *_expression_edits(line, nodes, names, attrs),
                  *_condition_edits(line, tree, n, names)]
         for op, new in edits:
             if new != line and "\n" not in new:

@@ -114,6 +114,17 @@ def fitness(r: VerifyResult) -> int:
     return 2 + 4 * r.tests_passed + sum(t.status == "fail" for t in r.tests)
 
 
+def reach(r: VerifyResult) -> int:
+    """How far the code ran before it raised: the furthest line of the code an error came from (0
+    when none did). Between two states that fail alike, the one whose error comes from a later line
+    got past what stopped the other (`placement *= RADIX` deleted, the next error is further down)."""
+    lines = [t.user_line for t in r.tests if t.status == "error"]
+    if r.code_status == "error":  # the module itself raised: the feedback names the line
+        import re
+        lines += [int(n) for n in re.findall(r"\(line (\d+)\)", r.feedback)]
+    return max(lines, default=0)
+
+
 class Repair:
     def __init__(self, task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig | None = None, *,
                  model=None, run_tests: Callable[[str, str], VerifyResult] | None = None,
@@ -124,13 +135,15 @@ class Repair:
         self.cache: dict[str, VerifyResult] = {}
         self.runs, self.t0 = 0, time.monotonic()
         self.tried: dict[str, int] = {}
-        self.frontier: list[tuple[int, int, str, tuple[str, ...], str]] = []  # (-fitness, order, code, commands, by)
+        # (-fitness, -reach, order, code, commands, by)
+        self.frontier: list[tuple[int, int, int, str, tuple[str, ...], str]] = []
         self.best: tuple[int, str] = (-1, task.code)
         self.fix: tuple[str, str, tuple[str, ...]] | None = None  # (code, proposer, commands)
         self.rejected: list[tuple[str, list[str]]] = []
         self.episodes: list[Trajectory] = []
         self.at: dict[str, float] = {}
         self.seen = Candidates(task.code)
+        self.start_fitness, self.start_reach = 0, 0  # set from the start's run
 
     # -- budget and checks -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -156,8 +169,10 @@ class Repair:
                 self.fix = (code, proposer, commands)
                 self.at = {"runs": self.runs, "seconds": round(self.elapsed(), 2)}
                 self.on_event(f"{proposer} found a fix · {r.tests_passed}/{r.tests_total} tests pass")
-        elif f > self.start_fitness and len(commands) < self.cfg.depth:
-            heapq.heappush(self.frontier, (-f, self.runs, code, commands, proposer.split("·")[0]))
+        elif len(commands) < self.cfg.depth and (f > self.start_fitness or (
+                f == self.start_fitness and reach(r) > self.start_reach)):
+            # states that pass more tests first; then, at the start's fitness, errors from later lines
+            heapq.heappush(self.frontier, (-f, -reach(r), self.runs, code, commands, proposer.split("·")[0]))
         if f > self.best[0] and not r.passed:
             self.best = (f, code)
         return r
@@ -200,7 +215,7 @@ class Repair:
     def search_chains(self) -> None:
         """Best-first over states that got further, each expanded by its own single edits."""
         while self.frontier:
-            _, _, code, commands, by = heapq.heappop(self.frontier)
+            *_, code, commands, by = heapq.heappop(self.frontier)
             r = self.cache[code]
             h = hints_from_feedback(r.feedback)
             order = [n for n, _ in rank(code, None, r, h.undefined)]
@@ -266,7 +281,7 @@ class Repair:
             return self._result("invalid", first.feedback, first)
         if first.passed:
             return self._result("already_passing", "The tests already pass; nothing to fix.", first)
-        self.start_fitness = fitness(first)
+        self.start_fitness, self.start_reach = fitness(first), reach(first)
         self.best = (self.start_fitness, self.task.code)
         spec = None
         if self.run_tests is not None and {"search", "lines"} & set(self.cfg.proposers):

@@ -115,3 +115,26 @@ def test_a_misspelt_def_is_renamed_to_what_the_tests_call():
     code = "def split_llowerstring(text):\n    return text.lower()\n"
     made = produced(code, hints_from_feedback("NameError: name 'split_lowerstring' is not defined"))
     assert "def split_lowerstring(text):\n    return text.lower()\n" in made["undefined_name"]
+
+
+def test_the_only_def_is_renamed_to_the_one_name_the_tests_call():
+    code = "def bin(n):\n    return n * 2\n"
+    made = produced(code, hints_from_feedback("NameError: name 'double' is not defined"))
+    assert "def double(n):\n    return n * 2\n" in made["undefined_name"]
+    # with two defs, a name nothing like either is left alone: which one was meant is a guess
+    two = "def bin(n):\n    return n * 2\ndef other(n):\n    return n\n"
+    made = produced(two, hints_from_feedback("NameError: name 'double' is not defined"))
+    assert not any("def double" in c for c in made.get("undefined_name", ()))
+
+
+def test_a_misspelt_assignment_or_parameter_takes_the_name_read_unassigned():
+    code = "def f(numbers):\n    ttal = 1\n    for x in numbers:\n        total *= x\n    return total\n"
+    hints = hints_from_feedback("UnboundLocalError: cannot access local variable 'total' where it is not "
+                                "associated with a value (line 4)")
+    assert hints.undefined == {"total"}
+    assert code.replace("ttal = 1", "total = 1") in produced(code, hints)["undefined_name"]
+    code = "def f(wrds):\n    return len(words)\n"
+    made = produced(code, hints_from_feedback("NameError: name 'words' is not defined (line 2)"))
+    assert "def f(words):\n    return len(words)\n" in made["undefined_name"]
+    # the older spelling of the same error names the variable too
+    assert hints_from_feedback("local variable 'n' referenced before assignment").undefined == {"n"}

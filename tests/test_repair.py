@@ -79,6 +79,16 @@ def test_two_bugs_are_fixed_by_a_chain_guided_by_tests_passing(verifier):
     assert res.code == "def f(x):\n    y = x + 0\n    return y * 2\n" or len(res.commands) >= 2
 
 
+def test_a_chain_goes_on_from_an_edit_whose_error_comes_from_a_later_line(verifier):
+    """Neither edit alone passes a test: deleting line 2 only moves the error to line 4 (`ct`).
+    The state whose error comes later is expanded, and its own edit finishes the fix."""
+    task = Task("t", "def f(n):\n    p *= R\n    cnt = 0\n    ct += n\n    return cnt\n",
+                "assert f(2) == 2\nassert f(3) == 3")
+    res = run(task, verifier)
+    assert res.status == "fixed" and res.proposer == "search·2" and res.final.passed
+    assert res.code == "def f(n):\n    cnt = 0\n    cnt += n\n    return cnt\n"
+
+
 def test_a_passing_edit_the_audit_flags_is_never_offered(verifier):
     """Deleting the guard makes the tests pass by exiting early; the audit rejects it."""
     task = Task("t", "import sys\ndef f(x):\n    return x\nsys.exit(0) if False else None\n",

@@ -1,0 +1,97 @@
+"""Edits the error message points at: the targeted families of the edit search (dsl/mutate.py).
+
+The tests' feedback names what went wrong (`name 'x' is not defined`, `'str' object has no
+attribute 'lenght'`, a local variable read before assignment); these edits answer exactly that, so
+they are tried before the blind families:
+
+    undefined_name  a name the error calls undefined -> the closest known name (a misspelling);
+                    a def whose name is close to one the tests call (or the only def) -> renamed
+                    to it; a variable or parameter close to one read unassigned -> renamed to it
+    missing_import  a stdlib module or name the error calls undefined -> an import at line 1
+    attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from .commands import Command
+from .mutation_tables import STDLIB_MODULES, STDLIB_NAMES, TYPE_ATTRS
+from .state import EditorState
+
+
+@dataclass
+class Hints:
+    """What the tests' feedback says, for the targeted operators."""
+    undefined: set[str] = field(default_factory=set)  # NameError names
+    missing_attrs: list[tuple[str, str]] = field(default_factory=list)  # (type name, attribute) of AttributeErrors
+
+
+def hints_from_feedback(text: str) -> Hints:
+    h = Hints()
+    h.undefined |= set(re.findall(r"name '([A-Za-z_]\w*)' is not defined", text))
+    # UnboundLocalError (3.11+: "cannot access local variable 'x' ...", before: "local variable 'x'
+    # referenced before assignment"): read before any assignment, often a misspelt assignment
+    h.undefined |= set(re.findall(r"local variable '([A-Za-z_]\w*)'", text))
+    h.missing_attrs += re.findall(r"'(\w+)' object has no attribute '([A-Za-z_]\w*)'", text)
+    return h
+
+
+def swap(line: str, a: int, b: int, new: str) -> str:
+    """`line` with UTF-8 byte columns a..b (ast's offsets) replaced by `new`."""
+    raw = line.encode()
+    return (raw[:a] + new.encode() + raw[b:]).decode()
+
+
+def renames_to_undefined(state: EditorState, tree: ast.Module, hints: Hints):
+    """(line, new line) that give a name the error calls undefined to a binding that was meant to
+    be it, wherever that binding is (it is seldom where the error is raised):
+    - a def close to a name the tests call that the code does not define (a misspelt def), or the
+      module's only def when the tests call one undefined name (the def was renamed);
+    - an assignment target or parameter close to a name read before any assignment (`ttal = 1`
+      with `total` undefined)."""
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    defs = [d for d in tree.body if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    defined = {d.name for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                    ast.ClassDef))}
+    called = sorted(w for w in hints.undefined if w not in defined and w not in bound)
+    for d in (x for x in ast.walk(tree) if isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))):
+        for wanted in called:
+            alone = len(defs) == 1 and d is defs[0] and len(called) == 1
+            if alone or difflib.get_close_matches(d.name, [wanted], n=1, cutoff=0.75):
+                line = state.lines[d.lineno - 1]
+                at = line.encode().find(d.name.encode(), d.col_offset)
+                if at >= 0:
+                    yield d.lineno, swap(line, at, at + len(d.name.encode()), wanted)
+    for node in ast.walk(tree):
+        name = node.id if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) else \
+            node.arg if isinstance(node, ast.arg) else None
+        if name is None or node.lineno != node.end_lineno:
+            continue
+        for wanted in sorted(hints.undefined - {name}):
+            if difflib.get_close_matches(name, [wanted], n=1, cutoff=0.6):
+                line = state.lines[node.lineno - 1]
+                yield node.lineno, swap(line, node.col_offset, node.col_offset + len(name.encode()), wanted)
+
+
+def targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):
+    for node in nodes:
+        if isinstance(node, ast.Name) and node.id in hints.undefined:
+            for new in difflib.get_close_matches(node.id, known, n=3, cutoff=0.6):
+                yield "undefined_name", swap(line, node.col_offset, node.end_col_offset, new)
+        elif isinstance(node, ast.Attribute):
+            for kind, attr in hints.missing_attrs:
+                if node.attr == attr:
+                    end = node.end_col_offset
+                    for new in difflib.get_close_matches(attr, TYPE_ATTRS.get(kind, []), n=3, cutoff=0.6):
+                        yield "attribute_typo", swap(line, end - len(attr.encode()), end, new)
+
+
+def imports(hints: Hints):
+    for name in sorted(hints.undefined):
+        if name in STDLIB_MODULES:
+            yield Command("ADDL", 1, f"import {name}")
+        elif name in STDLIB_NAMES:
+            yield Command("ADDL", 1, f"from {STDLIB_NAMES[name]} import {name}")

@@ -60,9 +60,11 @@ class RepairConfig:
     search_first_s: float = 8.0  # ... or seconds, whichever comes first
     order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
+    add_lines: int = 0  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
     line_samples: int = 4  # rewrites per line
     episodes: int = 4  # model episodes at most (the first greedy)
     max_turns: int = 10
+    greedy_turns: int = 10  # the greedy episode's turns at most (it solves early or not at all)
     temperature: float = 0.7
     depth: int = 3  # edits in a chain, at most (best-first search)
     redraws: int = 0  # episodes draw again a command that would revisit code (dsl/episode.py)
@@ -230,11 +232,14 @@ class Repair:
         code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
         r = self.cache[code]
         messages = new_conversation(replace(self.task, code=code), EditorState.from_code(code).render(r.feedback))
-        for n, _ in self.ranking[: self.cfg.top_lines]:
+        top = [n for n, _ in self.ranking]
+        starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
+        starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
+        for prefix, where in starts:
             if self.over():
                 raise _Stop()
-            self.on_event(f"model · line {n} · {self.cfg.line_samples} rewrites")
-            for text in dict.fromkeys(self.model.complete(messages, f"REPL {n} >>>", self.cfg.line_samples,
+            self.on_event(f"model · {where} · {self.cfg.line_samples} rewrites")
+            for text in dict.fromkeys(self.model.complete(messages, prefix, self.cfg.line_samples,
                                                           self.cfg.temperature)):
                 cmd = parse(text)
                 if isinstance(cmd, ParseError):
@@ -258,7 +263,8 @@ class Repair:
         def check(code):
             return self.check(code, "model·episode")
         try:
-            traj = run_episode(task, policy, check=check, max_turns=self.cfg.max_turns, stop_when_solved=True,
+            turns = min(self.cfg.greedy_turns, self.cfg.max_turns) if i == 0 else self.cfg.max_turns
+            traj = run_episode(task, policy, check=check, max_turns=turns, stop_when_solved=True,
                                on_turn=progress, should_stop=self.over, redraws=self.cfg.redraws,
                                redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
         except _Stop:

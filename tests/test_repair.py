@@ -130,6 +130,39 @@ def test_line_proposals_rewrite_the_suspect_lines_scripted_policy(verifier, tmp_
                                                                                         "model·line": 1}
 
 
+def test_line_proposals_add_a_lost_line_after_a_suspect_line_scripted_policy(verifier, tmp_path):
+    """A deleted line no edit of the code can bring back: the model writes it (`ADDL k+1 >>>`)."""
+    task = Task("t", "def f(xs):\n    out = []\n    return out\n", "assert f([1, 2]) == [2, 4]")
+    script = "ADDL 3 >>>    out = [2 * x for x in xs]\n"
+    res = with_script(task, verifier, tmp_path, script, "lines")
+    assert res.status == "not_fixed"  # add_lines = 0: no line is added
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    (tmp_path / "s.txt").write_text(script)
+    model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+    try:
+        res = repair(task, check, RepairConfig(proposers=("lines",), add_lines=2), model=model, run_tests=check.tests)
+    finally:
+        model.close()
+    assert res.status == "fixed" and res.proposer == "model·line" and res.commands == [script.strip()]
+
+
+def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
+    task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
+    script = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    (tmp_path / "s.txt").write_text(script)
+    model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+    try:
+        capped = repair(task, check, RepairConfig(proposers=("episodes",), episodes=1, greedy_turns=3), model=model)
+        full = repair(task, check, RepairConfig(proposers=("episodes",), episodes=1), model=model)
+    finally:
+        model.close()
+    assert capped.status == "not_fixed" and len(capped.episodes[0].turns) == 3
+    assert full.status == "fixed" and len(full.episodes[0].turns) == 4
+
+
 def test_code_that_does_not_compile_is_mended_without_test_runs_first(verifier):
     from dsl.syntax_fix import error_line, syntax_fixes
     code = "def f(x):\n    y = x + 1\n        if y > 3:\n    for z in w:\n    return y\n"

@@ -55,6 +55,8 @@ class EvalConfig:
     top_p: float = TOP_P  # sampling's cut-offs (server/backends/sampling.py); 1 and 0: off
     min_p: float = MIN_P
     max_turns: int = 10
+    greedy_turns: int = RepairConfig.greedy_turns  # the greedy episode's turns at most
+    add_lines: int = RepairConfig.add_lines  # line proposals that add a line after the top N suspect lines
     limit: int = 0  # first N tasks only (after --skip)
     skip: int = 0  # leave out the first N tasks: a second sample of a set, disjoint from the first
     seed: int = 0
@@ -106,7 +108,8 @@ def repair_config(cfg: EvalConfig) -> RepairConfig:
     for name in cfg.proposers.split(","):
         names += ["lines", "episodes"] if name == "model" else [name]
     rcfg = RepairConfig(runs=cfg.runs, seconds=cfg.seconds, proposers=tuple(dict.fromkeys(names)), episodes=cfg.k,
-                        max_turns=cfg.max_turns, temperature=cfg.temperature, redraws=cfg.redraws,
+                        max_turns=cfg.max_turns, greedy_turns=cfg.greedy_turns, add_lines=cfg.add_lines,
+                        temperature=cfg.temperature, redraws=cfg.redraws,
                         stop_at_fix=not cfg.all_episodes, restart=cfg.restart)
     rcfg.check()
     return rcfg

@@ -232,7 +232,10 @@ class Repair:
         code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
         r = self.cache[code]
         messages = new_conversation(replace(self.task, code=code), EditorState.from_code(code).render(r.feedback))
-        top = [n for n, _ in self.ranking]
+        if code == self.task.code:
+            top = [n for n, _ in self.ranking]
+        else:  # the furthest state's own lines: the start's line numbers need not hold there
+            top = [n for n, _ in rank(code, None, r, hints_from_feedback(r.feedback).undefined)]
         starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
         starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
         for prefix, where in starts:

@@ -14,7 +14,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-from dsl import GRAMMAR_GBNF, lines_in_view
+from dsl import GRAMMAR_GBNF, can_extend, lines_in_view
 
 from .grammar import canonical_gbnf, grammar_allows, grammar_mode
 from .limits import overflows, reply_limit
@@ -95,6 +95,8 @@ class LlamaCppBackend:
         if overflows(self, ids) or self.grammar_mode != "code":
             return []  # the syntax grammar (GBNF) cannot start mid-command
         lines = lines_in_view(messages[-1]["content"])
+        if not can_extend(prefix, lines):  # e.g. a line the code does not have: no token could follow
+            return []
         start = self.fmt.tok.encode(prefix)
         out = []
         with self._lock:

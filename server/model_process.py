@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from .backends import ModelError
 
@@ -193,6 +194,14 @@ def _serve(requests, answer) -> None:
         answer(json.dumps(out))
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Ends the worker once its parent is gone (killed, crashed): a generation in progress would
+    otherwise run on for nobody, holding the cores, until it next reads its closed input."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def main() -> None:
     # the protocol gets a private copy of stdout; fd 1 then points at stderr, so whatever native
     # code prints (llama.cpp logs, a library's print) cannot corrupt an answer
@@ -200,6 +209,7 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an editor's ^C to the server is not ours to die of
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
     def answer(text: str) -> None:
         protocol.write(text + "\n")

@@ -179,6 +179,39 @@ def test_the_shipped_model_killed_mid_reply_is_a_clear_error_and_a_new_process_s
         model.close()
 
 
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@shipped
+def test_a_worker_whose_owner_is_killed_mid_generation_stops_at_once():
+    """The owner (a server, an eval) killed while the worker generates: the worker must not finish
+    a long generation for nobody (it held both cores for a minute after an eval was stopped)."""
+    pytest.importorskip("llama_cpp")
+    owner = subprocess.Popen([sys.executable, "-c", f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from dsl import Episode, Task, new_conversation
+from server.model_process import ModelProcess
+task = Task("add", "def add(a, b):\\n    return a - b", "assert add(2, 5) == 7")
+model = ModelProcess({str(DEFAULT_MODEL)!r}, max_new_tokens=48)
+print(model.pid, flush=True)
+model.complete(new_conversation(task, Episode(task).reset()), "REPL 2 >>>", 400, 1.0)  # minutes of work
+"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    worker = int(owner.stdout.readline())
+    time.sleep(2.0)  # inside the generation
+    assert _running(worker)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 15
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker)
+
+
 def test_coedit_fix_with_a_model_process_killed_mid_fix_says_so_and_writes_nothing_scripted_policy(tmp_path):
     (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
     (tmp_path / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")

@@ -147,6 +147,25 @@ def test_line_proposals_add_a_lost_line_after_a_suspect_line_scripted_policy(ver
     assert res.status == "fixed" and res.proposer == "model·line" and res.commands == [script.strip()]
 
 
+def test_line_proposals_on_the_mended_state_use_its_line_numbers_scripted_policy(verifier, tmp_path):
+    """The start does not compile; the search's mending (line 3 deleted) is the furthest state, and
+    the model rewrites that state's most suspect line, line 2 (the start's was line 4, which the
+    mended code no longer has)."""
+    task = Task("t", "def per(a):\n  return round(n1/n,2)\n  if (x >= y):\n  return p\n",
+                "assert per(10) == 40\nassert per(5) == 20")
+    (tmp_path / "s.txt").write_text("REPL 2 >>>  p = 4*a\n")
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+    try:
+        res = repair(task, check, RepairConfig(proposers=("search", "lines"), top_lines=1), model=model,
+                     run_tests=check.tests)
+    finally:
+        model.close()
+    assert res.status == "fixed" and res.proposer == "model·line"
+    assert res.code == "def per(a):\n  p = 4*a\n  return p\n"
+
+
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
     script = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"

@@ -166,6 +166,26 @@ def test_line_proposals_on_the_mended_state_use_its_line_numbers_scripted_policy
     assert res.code == "def per(a):\n  p = 4*a\n  return p\n"
 
 
+def test_the_search_leaves_the_sampled_episodes_their_turns_scripted_policy(verifier, tmp_path):
+    """A bug the search cannot fix, with edits enough to spend any budget: the search stops short
+    of the sampled episodes' share (2 episodes x 4 turns of 60 runs), and they all play."""
+    task = Task("t", "def f(x, y):\n    a = x * 3 - y\n    b = a + 7 * y\n    return a - b\n",
+                "assert f(1, 2) == 'one'")
+    (tmp_path / "s.txt").write_text("".join(f"REPL 4 >>>    return {n}\n" for n in range(4)))
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+    try:
+        res = repair(task, check, RepairConfig(proposers=("search", "episodes"), runs=60, search_first=10,
+                                               episodes=3, max_turns=4, restart="fresh"), model=model,
+                     run_tests=check.tests)
+    finally:
+        model.close()
+    assert res.status == "not_fixed" and res.runs == 60
+    assert [len(e.turns) for e in res.episodes] == [4, 4, 4]
+    assert res.tried["search"] + res.tried.get("search·2", 0) > 30  # and the search had the rest
+
+
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
     script = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"

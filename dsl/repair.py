@@ -13,12 +13,16 @@ The schedule, cheap and deterministic first, the model interleaved:
   3. search: for code that does not compile, the edits that make it compile (dsl/syntax_fix.py);
      then single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
      up to `search_first` runs or `search_first_s` seconds
-  4. model line proposals: for the top lines, `REPL k >>>` forced and N rewrites sampled
+  4. model line proposals: for the top lines of the furthest state so far, `REPL k >>>` forced
+     (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled
   5. model episodes (`dsl.run_episode`, the one agent loop): the first greedy, from the furthest
      state reached so far
   6. the rest of the single edits, then two or more edits best-first: from states whose tests got
-     further (more passing; then failing by assertion rather than by error), their own edits
+     further (more passing; then failing by assertion rather than by error; then, failing as the
+     start does, raising from a later line), their own edits; up to the test runs that step 7's
+     turns need
   7. sampled episodes from the furthest state while budget lasts
+  8. what is left of steps 6 and 7's budget: the rest of the chains
 It stops at the first plausible fix (all tests pass) that the reward-hacking audit (dsl/audit.py)
 does not flag, then spends up to `polish_runs` undoing changed lines the fix does not need
 (the smallest diff wins). `proposers` restricts it: "search", "lines" (model line proposals),

@@ -129,13 +129,18 @@ def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Op
     return out
 
 
+def engine_config(opts: Options) -> RepairConfig:
+    """The repair engine's settings for a Fix (`trainer eval` builds the same from its defaults)."""
+    return RepairConfig(runs=opts.runs, seconds=opts.seconds, proposers=proposers(opts.proposers), episodes=opts.k,
+                        max_turns=opts.max_turns, temperature=opts.temperature,
+                        redraws=opts.redraws if opts.temperature > 0 else 0)
+
+
 def _fix(check: WorkspaceCheck, path: Path, target, tests, opts: Options, models: ModelCache,
          on_event: Callable[[str], None], cancelled: Callable[[], bool]) -> FixOutcome:
     on_event(f"running {len(tests.node_ids)} test(s) on {target.qualname}")
     task = Task(target.qualname, target.view, tests.source)  # a method at column 0, as the search needs
-    cfg = RepairConfig(runs=opts.runs, seconds=opts.seconds, proposers=proposers(opts.proposers), episodes=opts.k,
-                       max_turns=opts.max_turns, temperature=opts.temperature,
-                       redraws=opts.redraws if opts.temperature > 0 else 0)
+    cfg = engine_config(opts)
     try:
         if {"lines", "episodes"} & set(cfg.proposers):
             require_model(opts.model or str(default_model()))  # a model that is not there is said at once

@@ -309,6 +309,15 @@ def test_eval_runs_the_repair_engine_and_reports_who_fixed_what(tmp_path):
     assert main(["--tasks", str(tasks), "--baseline", "enumerative"]) == 2
 
 
+def test_eval_runs_the_engine_with_fixs_own_settings_by_default():
+    """`trainer eval` with no flags is exactly Fix's engine: the same RepairConfig, field for field
+    (it once ran 1 model episode where Fix runs 4)."""
+    from server.fix import engine_config
+    from server.options import Options
+    from trainer.evaluate import repair_config
+    assert repair_config(EvalConfig()) == engine_config(Options())
+
+
 def test_eval_skip_and_limit_take_a_later_disjoint_slice(tmp_path):
     tasks = tmp_path / "t.jsonl"
     tasks.write_text("\n".join(Task(f"t{i}", "def f():\n    return 1\n", "assert f() == 1").to_json() for i in range(5)))

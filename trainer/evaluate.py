@@ -50,7 +50,7 @@ class EvalConfig:
     model: str = ""  # checkpoint dir or .gguf; empty: the shipped default model
     mode: str = "coe"  # coe (the repair engine) | direct (whole programs: the Direct baseline)
     baseline: str = ""  # none: the code as given, no edit
-    k: int = 1
+    k: int = RepairConfig.episodes  # model episodes at most, as Fix (the model alone: every one played)
     temperature: float = 0.7  # for samples after the first (the first is greedy)
     top_p: float = TOP_P  # sampling's cut-offs (server/backends/sampling.py); 1 and 0: off
     min_p: float = MIN_P

@@ -150,6 +150,7 @@ class Repair:
         self.at: dict[str, float] = {}
         self.seen = Candidates(task.code)
         self.start_fitness, self.start_reach = 0, 0  # set from the start's run
+        self.turn_s = 0.0  # how long the model's last turn took
 
     # -- budget and checks -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -267,7 +268,14 @@ class Repair:
         temperature = 0.0 if i == 0 else self.cfg.temperature
 
         def policy(messages):
-            return self.model(messages, temperature=temperature)
+            t = time.monotonic()
+            try:
+                return self.model(messages, temperature=temperature)
+            finally:
+                self.turn_s = time.monotonic() - t
+
+        def no_time() -> bool:  # a turn begun now would end past the wall budget (by the last turn's time)
+            return self.over() or self.elapsed() + self.turn_s > self.cfg.seconds
 
         def progress(turn, ep):
             cmd = turn.text.strip().split(" >>>")[0][:40]
@@ -278,7 +286,7 @@ class Repair:
         try:
             turns = min(self.cfg.greedy_turns, self.cfg.max_turns) if i == 0 else self.cfg.max_turns
             traj = run_episode(task, policy, check=check, max_turns=turns, stop_when_solved=True,
-                               on_turn=progress, should_stop=self.over, redraws=self.cfg.redraws,
+                               on_turn=progress, should_stop=no_time, redraws=self.cfg.redraws,
                                redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
         except _Stop:
             traj = None
@@ -384,34 +392,6 @@ class Repair:
                             seconds=round(self.elapsed(), 2), first=first, tried=dict(self.tried),
                             rejected=list(self.rejected), ranking=list(getattr(self, "ranking", [])),
                             episodes=list(self.episodes), at=dict(self.at), **kw)
-
-
-class TaskCheck:
-    """The check for a task run by a `dsl.Verifier`: its tests, with the task's timeout for the
-    first run; after it, `factor` times that run's wall time (at least `floor_s`), or `hung_s`
-    when the first run itself timed out (the bug may be the loop): a candidate that loops forever
-    must not cost the whole timeout every time. No run outlasts `deadline` (set by the engine)."""
-
-    def __init__(self, task: Task, verifier, floor_s: float = 1.0, factor: float = 5.0, hung_s: float = 1.0):
-        self.task, self.verifier = task, verifier
-        self.full = task.timeout_s or 10.0
-        self.limit: float | None = None
-        self.floor_s, self.factor, self.hung_s = floor_s, factor, hung_s
-        self.deadline = float("inf")
-
-    def __call__(self, code: str) -> VerifyResult:
-        return self.verifier.verify(code, self.task.tests, self._timeout(self.limit or self.full))
-
-    def tests(self, code: str, tests: str) -> VerifyResult:
-        """The same code against other tests (localization's single-test runs)."""
-        return self.verifier.verify(code, tests, self._timeout(self.limit or self.hung_s))
-
-    def _timeout(self, limit: float) -> float:
-        return max(0.2, min(limit, self.deadline - time.monotonic()))
-
-    def learn(self, first: VerifyResult) -> None:
-        """Sets the limit for every run after the start's, from how the start's went."""
-        self.limit = min(self.full, self.hung_s if first.timed_out else max(self.floor_s, self.factor * first.wall_s))
 
 
 def repair(task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig | None = None, **kw) -> RepairResult:

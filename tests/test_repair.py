@@ -186,6 +186,23 @@ def test_the_search_leaves_the_sampled_episodes_their_turns_scripted_policy(veri
     assert res.tried["search"] + res.tried.get("search·2", 0) > 30  # and the search had the rest
 
 
+def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_policy(verifier):
+    """A model whose turns take 1 s and a 2.5 s budget: a third turn would end past it, so it is
+    not begun (it was: Fix ran up to 2 s over its 30 s on MBPP)."""
+    import time as clock
+
+    class SlowModel:  # an in-process stand-in for a model: each turn takes 1 s
+        def __call__(self, messages, temperature=None):
+            clock.sleep(1.0)
+            return f"REPL 2 >>>    return {len(messages)}"
+
+    task = Task("t", "def f(x):\n    return x\n", "assert f(1) == 'one'")
+    check = TaskCheck(task, verifier)
+    res = repair(task, check, RepairConfig(proposers=("episodes",), seconds=2.5, episodes=1, max_turns=50),
+                 model=SlowModel())
+    assert res.status == "not_fixed" and len(res.episodes[0].turns) == 2 and res.seconds < 2.5
+
+
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
     script = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"

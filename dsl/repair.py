@@ -249,12 +249,15 @@ class Repair:
             top = [n for n, _ in rank(code, None, r, hints_from_feedback(r.feedback).undefined)]
         starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
         starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
+        line_s = 0.0  # how long the last line's rewrites took: none begins that would end past the budget
         for prefix, where in starts:
-            if self.over():
+            if self.over() or self.elapsed() + line_s > self.cfg.seconds:
                 raise _Stop()
             self.on_event(f"model · {where} · {self.cfg.line_samples} rewrites")
-            for text in dict.fromkeys(self.model.complete(messages, prefix, self.cfg.line_samples,
-                                                          self.cfg.temperature)):
+            t = time.monotonic()
+            texts = self.model.complete(messages, prefix, self.cfg.line_samples, self.cfg.temperature)
+            line_s = time.monotonic() - t
+            for text in dict.fromkeys(texts):
                 cmd = parse(text)
                 if isinstance(cmd, ParseError):
                     continue

@@ -202,6 +202,20 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
                  model=SlowModel())
     assert res.status == "not_fixed" and len(res.episodes[0].turns) == 2 and res.seconds < 2.5
 
+    class SlowLines:  # the same for line proposals: each line's rewrites take 1 s
+        calls = 0
+
+        def complete(self, messages, prefix, n, temperature=0.7):
+            SlowLines.calls += 1
+            clock.sleep(1.0)
+            return [f"{prefix}    a = {SlowLines.calls}"]
+
+    task = Task("t", "def f(x):\n    a = x\n    b = a\n    c = b\n    return c\n", "assert f(1) == 'one'")
+    check = TaskCheck(task, verifier)
+    res = repair(task, check, RepairConfig(proposers=("lines",), seconds=2.5, top_lines=4), model=SlowLines(),
+                 run_tests=check.tests)
+    assert res.status == "not_fixed" and SlowLines.calls == 2 and res.seconds < 2.5
+
 
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")

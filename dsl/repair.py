@@ -122,9 +122,8 @@ def fitness(r: VerifyResult) -> int:
 
 
 def reach(r: VerifyResult) -> int:
-    """How far the code ran before it raised: the furthest line of the code an error came from (0
-    when none did). Between two states that fail alike, the one whose error comes from a later line
-    got past what stopped the other (`placement *= RADIX` deleted, the next error is further down)."""
+    """How far the code ran: the furthest line an error came from (0: none). Of two states that fail
+    alike, the one raising later got past what stopped the other (a stray line deleted)."""
     lines = [t.user_line for t in r.tests if t.status == "error"]
     if r.code_status == "error":  # the module itself raised: the feedback names the line
         lines += [int(n) for n in re.findall(r"\(line (\d+)\)", r.feedback)]
@@ -141,8 +140,7 @@ class Repair:
         self.cache: dict[str, VerifyResult] = {}
         self.runs, self.t0 = 0, time.monotonic()
         self.tried: dict[str, int] = {}
-        # (-fitness, -reach, order, code, commands, by)
-        self.frontier: list[tuple[int, int, int, str, tuple[str, ...], str]] = []
+        self.frontier: list[tuple[int, int, int, str, tuple[str, ...], str]] = []  # (-fitness, -reach, order, code, commands, by)
         self.best: tuple[int, str] = (-1, task.code)
         self.fix: tuple[str, str, tuple[str, ...]] | None = None  # (code, proposer, commands)
         self.rejected: list[tuple[str, list[str]]] = []
@@ -221,8 +219,7 @@ class Repair:
             self._try(self.task.code, m, "search", ())
 
     def search_chains(self, keep: int = 0) -> None:
-        """Best-first over states that got further, each expanded by its own single edits, until
-        `keep` test runs are left (a state cut short goes back on the frontier for later)."""
+        """Best-first over states that got further, by their own single edits, until `keep` runs are left."""
         while self.frontier and self.runs < self.cfg.runs - keep:
             item = heapq.heappop(self.frontier)
             *_, code, commands, by = item
@@ -333,9 +330,7 @@ class Repair:
             steps.append(self.line_proposals)
         if use_model and "episodes" in p:
             steps.append(lambda: self.episode(0))
-        # the sampled episodes' turns are kept from the search's test runs: a chain's thousandth
-        # edit is worth less than an episode (chains spent all 400 runs on 46 of 57 MBPP tasks it
-        # did not fix, and no sampled episode ever played)
+        # the sampled episodes' turns are kept from the search's runs (chains spent all 400 on 46 of 57 unfixed MBPP tasks)
         keep = (self.cfg.episodes - 1) * self.cfg.max_turns if use_model and "episodes" in p else 0
         if "search" in p:
             steps += [lambda: self.search_singles(self.cfg.runs, keep=keep), lambda: self.search_chains(keep)]

@@ -114,15 +114,20 @@ def pytest_collects(root, *args: str) -> list[str]:
     return done.stdout.split()
 
 
+def more_package(root, more: str, tests: str) -> None:
+    """more-itertools' layout in small: pkg/more.py (the code) and tests/test_more.py."""
+    (root / "pkg").mkdir()
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "more.py").write_text(more)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_more.py").write_text(tests)
+
+
 def test_discovery_finds_unittest_methods_through_a_module_alias_as_pytest_collects_them(tmp_path):
     """more-itertools' layout: `FirstTests(TestCase)` methods calling `mi.first(...)`, a TestCase
     base of the same file, a nested Test class; each selected by its own node id, and every id is
     one pytest itself collects (pytest --collect-only, the real one)."""
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "more.py").write_text("def first(xs, default=None):\n    return next(iter(xs), default)\n")
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_more.py").write_text(
+    more_package(tmp_path, "def first(xs, default=None):\n    return next(iter(xs), default)\n",
         "import unittest\nfrom unittest import TestCase\nimport pkg.more as mi\n\n"
         "class FirstTests(TestCase):\n    def test_many(self):\n        self.assertEqual(mi.first([1, 2]), 1)\n"
         "    def test_default(self):\n        self.assertEqual(mi.first([], 'x'), 'x')\n"
@@ -161,11 +166,7 @@ def test_discovery_takes_what_the_code_names_not_comments_and_what_pytest_inheri
     names the target (more-itertools' `functions = (mi.running_min, ...)`) brings the methods that use
     it; a subclass inherits its base's tests (toolz' `TestDefaultDict(TestDict)`), and pytest
     collects them under the subclass. Every id is one pytest itself collects."""
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "more.py").write_text("def first(xs):\n    return xs[0]\n")
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_more.py").write_text(
+    more_package(tmp_path, "def first(xs):\n    return xs[0]\n",
         "import pkg.more as mi\nfrom pkg.more import first\n\n"
         "def test_comment():\n    # the first argument\n    assert 'first' != 'x'\n\n"
         "def test_local():\n    first = 1\n    assert first == 1\n\n"

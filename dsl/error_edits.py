@@ -6,7 +6,8 @@ they are tried before the blind families:
 
     undefined_name  a name the error calls undefined -> the closest known name (a misspelling);
                     a def whose name is close to one the tests call (or the only def) -> renamed
-                    to it; a variable or parameter close to one read unassigned -> renamed to it
+                    to it; a variable or parameter close to one read unassigned -> renamed to it;
+                    a parameter the function never reads -> renamed to a name it reads unbound
     missing_import  a stdlib module or name the error calls undefined -> an import at line 1
     attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
 """
@@ -65,6 +66,7 @@ def renames_to_undefined(state: EditorState, tree: ast.Module, hints: Hints):
                 at = line.encode().find(d.name.encode(), d.col_offset)
                 if at >= 0:
                     yield d.lineno, swap(line, at, at + len(d.name.encode()), wanted)
+    yield from _unread_parameters(state, tree, hints)
     for node in ast.walk(tree):
         name = node.id if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) else \
             node.arg if isinstance(node, ast.arg) else None
@@ -74,6 +76,22 @@ def renames_to_undefined(state: EditorState, tree: ast.Module, hints: Hints):
             if difflib.get_close_matches(name, [wanted], n=1, cutoff=0.6):
                 line = state.lines[node.lineno - 1]
                 yield node.lineno, swap(line, node.col_offset, node.col_offset + len(name.encode()), wanted)
+
+
+def _unread_parameters(state: EditorState, tree: ast.Module, hints: Hints):
+    """A parameter the function never reads, renamed to a name its body reads but nothing binds:
+    the parameter was renamed (`def f(filter)` whose body reads `nums`), however unlike the names."""
+    for fn in (f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        body = [n for stmt in fn.body for n in ast.walk(stmt)]
+        read = {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        bound = {n.id for n in body if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        wanted = sorted((hints.undefined & read) - bound)
+        for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
+            if a.arg in read or a.lineno != a.end_lineno:
+                continue
+            line = state.lines[a.lineno - 1]
+            for name in wanted:
+                yield a.lineno, swap(line, a.col_offset, a.col_offset + len(a.arg.encode()), name)
 
 
 def targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):

@@ -77,7 +77,6 @@ class RepairConfig:
     stop_at_fix: bool = True  # False: play every episode (trainer eval's pass@k of the model alone)
     restart: str = "best"  # where episodes start: "best" (the furthest state so far) | "fresh" (the start code)
 
-
     def check(self) -> None:
         """A ValueError that says which setting makes no sense."""
         unknown = set(self.proposers) - set(PROPOSERS)
@@ -274,19 +273,21 @@ class Repair:
             finally:
                 self.turn_s = time.monotonic() - t
 
-        def no_time() -> bool:  # a turn begun now would end past the wall budget (by the last turn's time)
-            return self.over() or self.elapsed() + self.turn_s > self.cfg.seconds
+        played: list = []
+        def no_time() -> bool:  # a turn begun now would end past the wall budget (by the last turn's time), or
+            # the model loops: the same command twice, the second changing nothing (30% of all turns did)
+            stuck = len(played) > 1 and (played[-1].text, played[-1].code) == (played[-2].text, played[-2].code)
+            return stuck or self.over() or self.elapsed() + self.turn_s > self.cfg.seconds
 
         def progress(turn, ep):
+            played.append(turn)
             cmd = turn.text.strip().split(" >>>")[0][:40]
             self.on_event(f"model · episode {i + 1} · turn {ep.turn} · {cmd} · {turn.tests_passed}/{turn.tests_total} tests pass")
 
-        def check(code):
-            return self.check(code, "model·episode")
         try:
             turns = min(self.cfg.greedy_turns, self.cfg.max_turns) if i == 0 else self.cfg.max_turns
-            traj = run_episode(task, policy, check=check, max_turns=turns, stop_when_solved=True,
-                               on_turn=progress, should_stop=no_time, redraws=self.cfg.redraws,
+            traj = run_episode(task, policy, check=lambda code: self.check(code, "model·episode"), max_turns=turns,
+                               stop_when_solved=True, on_turn=progress, should_stop=no_time, redraws=self.cfg.redraws,
                                redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
         except _Stop:
             traj = None

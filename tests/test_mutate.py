@@ -138,3 +138,14 @@ def test_a_misspelt_assignment_or_parameter_takes_the_name_read_unassigned():
     assert "def f(words):\n    return len(words)\n" in made["undefined_name"]
     # the older spelling of the same error names the variable too
     assert hints_from_feedback("local variable 'n' referenced before assignment").undefined == {"n"}
+
+
+def test_a_parameter_never_read_takes_the_name_the_body_reads_unbound():
+    code = "def evens(filter):\n    xs = [x for x in nums if x % 2 == 0]\n    return xs\n"
+    made = produced(code, hints_from_feedback("NameError: name 'nums' is not defined (line 2)"))
+    assert "def evens(nums):\n    xs = [x for x in nums if x % 2 == 0]\n    return xs\n" in made["undefined_name"]
+    # a parameter the body reads is left alone: renaming it would break the reads
+    code = "def f(xs, filter):\n    return len(xs) + len(filter) + nums\n"
+    made = produced(code, hints_from_feedback("NameError: name 'nums' is not defined (line 2)"))
+    assert not any(c.startswith("def f(nums") or "filter" not in c.split("\n")[0]
+                   for c in made.get("undefined_name", ()))

@@ -219,7 +219,7 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
 
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
-    script = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"
+    script = "".join(f"REPL 2 >>>    return a {op} b\n" for op in ("*", "/", "%")) + "REPW 2 >>>% >>>+\n"
     check = TaskCheck(task, verifier)
     from server.model_process import ModelProcess
     (tmp_path / "s.txt").write_text(script)
@@ -231,6 +231,27 @@ def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, 
         model.close()
     assert capped.status == "not_fixed" and len(capped.episodes[0].turns) == 3
     assert full.status == "fixed" and len(full.episodes[0].turns) == 4
+
+
+def test_an_episode_that_repeats_an_edit_to_no_effect_ends_scripted_policy(verifier, tmp_path):
+    """A model in a loop (the same command again, changing nothing: 30% of the shipped model's turns
+    on MBPP were) gives its turns back: the episode ends at the repeat. The same command that does
+    change the code again is played on."""
+    task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    loop = "REPL 2 >>>    return a * b\n" * 3 + "REPW 2 >>>* >>>+\n"
+    grow = "ADDL 2 >>>    a = a\n" * 3 + "REPW 5 >>>- >>>+\n"
+    played = []
+    for script in (loop, grow):
+        (tmp_path / "s.txt").write_text(script)
+        model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+        try:
+            played.append(repair(task, check, RepairConfig(proposers=("episodes",), episodes=1), model=model))
+        finally:
+            model.close()
+    assert played[0].status == "not_fixed" and len(played[0].episodes[0].turns) == 2
+    assert played[1].status == "fixed" and len(played[1].episodes[0].turns) == 4
 
 
 def test_code_that_does_not_compile_is_mended_without_test_runs_first(verifier):

@@ -32,7 +32,6 @@ proposals, `complete(messages, prefix, n, temperature) -> [command]`; this modul
 """
 from __future__ import annotations
 
-import difflib
 import heapq
 import re
 import time
@@ -45,6 +44,7 @@ from .conversation import new_conversation
 from .episode import Trajectory, run_episode
 from .localize import Spectrum, rank, spectrum
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
+from .polish import smallest
 from .state import EditorState
 from .syntax_fix import syntax_fixes
 from .tasks import Task
@@ -243,6 +243,8 @@ class Repair:
             top = [n for n, _ in self.ranking]
         else:  # the furthest state's own lines: the start's line numbers need not hold there
             top = [n for n, _ in rank(code, None, r, hints_from_feedback(r.feedback).undefined)]
+        if not self.readable(messages):
+            return
         starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
         starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
         line_s = 0.0  # how long the last line's rewrites took: none begins that would end past the budget
@@ -261,9 +263,20 @@ class Repair:
                 if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
                     self.check(new.to_code(), "model·line", (str(cmd),))
 
+    def readable(self, messages) -> bool:
+        """The model can read `messages` within the wall budget (a long function's first read alone
+        can outlast it: 22 s for QuixBugs' `wrap`); a model that cannot tell is given the chance."""
+        read = getattr(self.model, "read_seconds", None)
+        if read is None or self.elapsed() + read(messages) < self.cfg.seconds:
+            return True
+        self.on_event("model · skipped: it could not read this code within the time left")
+        return False
+
     def episode(self, i: int) -> None:
         start = self.best[1] if self.best[0] > self.start_fitness and self.cfg.restart == "best" else self.task.code
         task = replace(self.task, code=start)
+        if not self.readable(new_conversation(task, EditorState.from_code(start).render(self.cache[start].feedback))):
+            return
         temperature = 0.0 if i == 0 else self.cfg.temperature
 
         def policy(messages):
@@ -357,28 +370,14 @@ class Repair:
         """The fix with every changed block it does not need undone (up to `polish_runs` runs)."""
         code, proposer, _ = self.fix
         budget = self.runs + self.cfg.polish_runs
-        start = self.task.code.split("\n")
-        changed = True
-        while changed:
-            changed = False
-            now = code.split("\n")
-            ops = []  # changed blocks; a block of lines replaced one for one counts line by line
-            for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=start, b=now, autojunk=False).get_opcodes():
-                if tag == "replace" and i2 - i1 == j2 - j1:
-                    ops += [(tag, i1 + d, i1 + d + 1, j1 + d, j1 + d + 1) for d in range(i2 - i1)]
-                elif tag != "equal":
-                    ops.append((tag, i1, i2, j1, j2))
-            if len(ops) < 2:
-                break
-            for _, i1, i2, j1, j2 in ops:
-                trial = "\n".join(now[:j1] + start[i1:i2] + now[j2:])
-                if self.runs >= budget or not self.seen.fresh(trial):
-                    continue
-                self.runs += 1
-                r = self.cache[trial] = self._raw_check(trial)
-                if r.passed and not audit(self.task.code, trial, self.task.tests):
-                    code, changed = trial, True
-                    break
+
+        def passes(trial: str) -> bool | None:
+            if self.runs >= budget or not self.seen.fresh(trial):
+                return None
+            self.runs += 1
+            r = self.cache[trial] = self._raw_check(trial)
+            return r.passed and not audit(self.task.code, trial, self.task.tests)
+        code = smallest(self.task.code, code, passes)
         cmds = [str(c) for c in edit_script(self.task.code, code) if c.op != "EXIT"]
         final = self.cache.get(code) or self._raw_check(code)
         n = len(cmds)

@@ -3,7 +3,8 @@ never the death of the language server, of `coedit fix` or of an evaluation.
 
     model = ModelProcess("models/default/coedit.gguf", temperature=0.0)   # starts the worker, loads
     model(messages)            -> the next command (a `dsl` policy, as a backend is)
-    model(messages, temperature=0.7), model.score(messages, replies), model.prompt_tokens(messages)
+    model(messages, temperature=0.7), model.score(messages, replies), model.prompt_tokens(messages),
+    model.read_seconds(messages)
     model.close()
 
 The worker (`python -m server.model_process`) loads a backend (`server.backends.load_backend`) and
@@ -98,6 +99,10 @@ class ModelProcess:
         return self._ask({"op": "complete", "messages": messages, "prefix": prefix, "n": n,
                           "temperature": temperature})["texts"]
 
+    def read_seconds(self, messages: list[dict[str, str]]) -> float:
+        """About how long the model would read `messages` before replying (0: it cannot tell)."""
+        return self._ask({"op": "read_seconds", "messages": messages})["seconds"]
+
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         """How many tokens `messages` take in the model's own format."""
         return self._ask({"op": "prompt_tokens", "messages": messages})["tokens"]
@@ -181,6 +186,9 @@ def _serve(requests, answer) -> None:
                 complete = getattr(backend, "complete", None)
                 out = {"texts": complete(request["messages"], request["prefix"], request["n"], request["temperature"])
                        if complete else []}
+            elif op == "read_seconds":
+                read = getattr(backend, "read_seconds", None)
+                out = {"seconds": read(request["messages"]) if read else 0.0}
             elif op == "prompt_tokens":
                 out = {"tokens": len(backend.fmt.prompt(request["messages"])) if hasattr(backend, "fmt") else 0}
             else:

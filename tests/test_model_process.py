@@ -255,3 +255,27 @@ def test_trainer_eval_counts_a_task_that_crashed_the_model_as_failed_and_goes_on
     assert [len(r["episodes"]) for r in rows.values()] == [2, 2, 2]  # k samples each, the crashed as failed
     assert rows["first"]["episodes"][0]["solved"] and rows["last"]["episodes"][0]["solved"]  # a new process
     assert not any(e["solved"] for e in rows["crashes"]["episodes"]) and m["best_of_k"] == pytest.approx(2 / 3)
+
+
+@shipped
+def test_the_shipped_model_tells_how_long_it_would_read_a_prompt_and_a_read_one_costs_nothing():
+    """A long function's conversation: the worker estimates its reading time from a sample of the
+    prompt's own tokens (kept in the cache); once it has replied, the same prompt is read already."""
+    pytest.importorskip("llama_cpp")
+    body = "".join(f"    x{i} = a + {i}\n" for i in range(50))
+    task = Task("long", f"def add(a, b):\n{body}    return a - b", "assert add(2, 5) == 7")
+    msgs = new_conversation(task, Episode(task).reset())
+    model = ModelProcess(str(DEFAULT_MODEL), max_new_tokens=48)
+    try:
+        tokens = model.prompt_tokens(msgs)
+        assert tokens > 500
+        first = model.read_seconds(msgs)
+        assert first > 0.0
+        t = time.monotonic()
+        assert isinstance(parse(model(msgs)), Command)
+        reply_s = time.monotonic() - t
+        assert model.read_seconds(msgs) < first / 10  # read already: only the last tokens are left
+        # the estimate is of the right size: the reply (reading the rest, then writing) took longer
+        assert reply_s > first / 3, (first, reply_s)
+    finally:
+        model.close()

@@ -217,6 +217,33 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
     assert res.status == "not_fixed" and SlowLines.calls == 2 and res.seconds < 2.5
 
 
+def test_a_model_that_could_not_read_the_code_in_time_is_not_asked_slow_scripted_policy(verifier):
+    """A conversation the model would take longer to read than the budget has left (QuixBugs' `wrap`:
+    22 s on 2 cores): neither line proposals nor episodes begin, and the search still runs."""
+    class SlowReader:  # an in-process stand-in for a model that reads 40 s
+        asked = 0
+
+        def read_seconds(self, messages):
+            return 40.0
+
+        def __call__(self, messages, temperature=None):
+            SlowReader.asked += 1
+            return "EXIT"
+
+        def complete(self, messages, prefix, n, temperature=0.7):
+            SlowReader.asked += 1
+            return []
+
+    task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
+    events = []
+    res = run(task, verifier, RepairConfig(), model=SlowReader(), on_event=events.append)
+    assert res.status == "fixed" and res.proposer == "search" and SlowReader.asked == 0
+    hopeless = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 'three'")
+    res = run(hopeless, verifier, RepairConfig(runs=50), model=SlowReader(), on_event=events.append)
+    assert res.status == "not_fixed" and SlowReader.asked == 0 and res.episodes == []
+    assert any("could not read" in e for e in events)
+
+
 def test_the_greedy_episode_stops_at_its_own_turn_cap_scripted_policy(verifier, tmp_path):
     task = Task("t", "def f(a, b):\n    return a - b\n", "assert f(1, 2) == 3")
     script = "".join(f"REPL 2 >>>    return a {op} b\n" for op in ("*", "/", "%")) + "REPW 2 >>>% >>>+\n"

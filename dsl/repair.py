@@ -33,7 +33,6 @@ proposals, `complete(messages, prefix, n, temperature) -> [command]`; this modul
 from __future__ import annotations
 
 import heapq
-import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -42,6 +41,7 @@ from .audit import audit
 from .commands import ParseError, edit_script, parse
 from .conversation import new_conversation
 from .episode import Trajectory, run_episode
+from .fitness import behaviour, fitness, reach
 from .localize import Spectrum, rank, spectrum
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
 from .polish import smallest
@@ -110,25 +110,6 @@ class _Stop(Exception):
     """Budget spent, cancelled, or (stop_at_fix) a fix found: unwinds to `Repair.run`."""
 
 
-def fitness(r: VerifyResult) -> int:
-    """How far a state is from a fix: syntax error < error loading < each test passing counts 4,
-    each failing one that fails by assertion (the code ran) 1."""
-    if r.code_status == "syntax":
-        return 0
-    if r.code_status != "ok":
-        return 1
-    return 2 + 4 * r.tests_passed + sum(t.status == "fail" for t in r.tests)
-
-
-def reach(r: VerifyResult) -> int:
-    """How far the code ran: the furthest line an error came from (0: none). Of two states that fail
-    alike, the one raising later got past what stopped the other (a stray line deleted)."""
-    lines = [t.user_line for t in r.tests if t.status == "error"]
-    if r.code_status == "error":  # the module itself raised: the feedback names the line
-        lines += [int(n) for n in re.findall(r"\(line (\d+)\)", r.feedback)]
-    return max(lines, default=0)
-
-
 class Repair:
     def __init__(self, task: Task, check: Callable[[str], VerifyResult], cfg: RepairConfig | None = None, *,
                  model=None, run_tests: Callable[[str, str], VerifyResult] | None = None,
@@ -139,7 +120,7 @@ class Repair:
         self.cache: dict[str, VerifyResult] = {}
         self.runs, self.t0 = 0, time.monotonic()
         self.tried: dict[str, int] = {}
-        self.frontier: list[tuple[int, int, int, str, tuple[str, ...], str]] = []  # (-fitness, -reach, order, code, commands, by)
+        self.frontier: list[tuple] = []  # (-fitness, seen behaviour, -reach, order, code, commands, by)
         self.best: tuple[int, str] = (-1, task.code)
         self.fix: tuple[str, str, tuple[str, ...]] | None = None  # (code, proposer, commands)
         self.rejected: list[tuple[str, list[str]]] = []
@@ -148,6 +129,7 @@ class Repair:
         self.seen = Candidates(task.code)
         self.start_fitness, self.start_reach = 0, 0  # set from the start's run
         self.turn_s = 0.0  # how long the model's last turn took
+        self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
 
     # -- budget and checks -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -164,7 +146,7 @@ class Repair:
         self.runs += 1
         self.tried[proposer] = self.tried.get(proposer, 0) + 1
         r = self.cache[code] = self._raw_check(code)
-        f = fitness(r)
+        f, novel = fitness(r), self.novel(r)
         if r.passed:
             flags = audit(self.task.code, code, self.task.tests)
             if flags:
@@ -175,11 +157,19 @@ class Repair:
                 self.on_event(f"{proposer} found a fix · {r.tests_passed}/{r.tests_total} tests pass")
         elif len(commands) < self.cfg.depth and (f > self.start_fitness or (
                 f == self.start_fitness and reach(r) > self.start_reach)):
-            # states that pass more tests first; then, at the start's fitness, errors from later lines
-            heapq.heappush(self.frontier, (-f, -reach(r), self.runs, code, commands, proposer.split("·")[0]))
+            # states that pass more tests first; then those that behave as no state before did (most
+            # edits change nothing the tests see); then, at the start's fitness, errors from later lines
+            heapq.heappush(self.frontier, (-f, not novel, -reach(r), self.runs, code, commands,
+                                           proposer.split("·")[0]))
         if f > self.best[0] and not r.passed:
             self.best = (f, code)
         return r
+
+    def novel(self, r: VerifyResult) -> bool:
+        """No state checked before behaved like this one (dsl/fitness.py's `behaviour`)."""
+        seen = len(self.behaviours)
+        self.behaviours.add(behaviour(r))
+        return len(self.behaviours) > seen
 
     # -- proposers -----------------------------------------------------------------------------
     def _singles(self, code: str, order: list[int], result: VerifyResult):
@@ -318,6 +308,7 @@ class Repair:
             self._raw_check.learn(first)
         self.runs, self.tried["start"] = 1, 1
         self.cache[self.task.code] = first
+        self.novel(first)
         if first.code_status == "invalid":
             return self._result("invalid", first.feedback, first)
         if first.passed:

@@ -89,6 +89,20 @@ def test_a_chain_goes_on_from_an_edit_whose_error_comes_from_a_later_line(verifi
     assert res.code == "def f(n):\n    cnt = 0\n    cnt += n\n    return cnt\n"
 
 
+def test_chains_expand_states_that_behave_anew_before_lookalikes(verifier):
+    """Three bugs, no test passing until all are fixed: a stray line, a wrong bound, a lost return.
+    Once the stray line is gone, nearly every edit leaves the function returning None as before;
+    the one that returns a value behaves anew and is expanded first (without that: not fixed in
+    400 runs)."""
+    task = Task("t", "def digits_to_int(ds):\n    ds.sort()\n    total += step\n    num = ds[0]\n"
+                     "    for i in range(2, len(ds)):\n        num = num * 10 + ds[i]\n",
+                "assert digits_to_int([3, 1, 2]) == 123\nassert digits_to_int([5, 4]) == 45\n"
+                "assert digits_to_int([9, 8, 7, 6]) == 6789")
+    res = run(task, verifier)
+    assert res.status == "fixed" and res.proposer == "search·3" and res.runs < 300
+    assert sorted(res.commands) == ["ADDL 7 >>>    return num", "DELL 3", "REPW 5 >>>2 >>>1"]
+
+
 def test_a_passing_edit_the_audit_flags_is_never_offered(verifier):
     """Deleting the guard makes the tests pass by exiting early; the audit rejects it."""
     task = Task("t", "import sys\ndef f(x):\n    return x\nsys.exit(0) if False else None\n",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from dsl import Task, Verifier
-from dsl.repair import fitness
+from dsl.fitness import fitness
 from trainer.evaluate import EvalConfig, evaluate, main
 
 # one edit takes `return x` half way (f(0) > 0 passes), the same edit again the rest of the way

@@ -66,6 +66,7 @@ class RepairConfig:
     order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
     add_lines: int = 0  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
+    line_states: int = 0  # chain states, besides the furthest, whose top lines the model rewrites too
     line_samples: int = 4  # rewrites per line
     episodes: int = 4  # model episodes at most (the first greedy)
     max_turns: int = 10
@@ -130,6 +131,8 @@ class Repair:
         self.start_fitness, self.start_reach = 0, 0  # set from the start's run
         self.turn_s = 0.0  # how long the model's last turn took
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
+        self.lines_done: set[str] = set()  # states the model has written lines for
+        self.lines_on = model is not None and "lines" in self.cfg.proposers
 
     # -- budget and checks -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -217,16 +220,21 @@ class Repair:
             order = [n for n, _ in rank(code, None, r, h.undefined)]
             lines = order[: max(4, self.cfg.top_lines)] + [n for n, _ in self.ranking if n not in order[:4]]
             name = f"search·{len(commands) + 1}" if by == "search" else "model+search"
+            if len(self.lines_done) <= self.cfg.line_states and code not in self.lines_done and self.lines_on:
+                self.line_proposals(code, commands)  # the model writes the lines this state still lacks
             for m in self._singles(code, lines, r):
                 if self.runs >= self.cfg.runs - keep:
                     heapq.heappush(self.frontier, item)
                     return
                 self._try(code, m, name, commands)
 
-    def line_proposals(self) -> None:
+    def line_proposals(self, code: str | None = None, commands: tuple[str, ...] = ()) -> None:
+        """The model rewrites the top lines of `code` (default: the furthest state so far)."""
         if not hasattr(self.model, "complete"):
             return
-        code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
+        if code is None:
+            code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
+        self.lines_done.add(code)
         r = self.cache[code]
         messages = new_conversation(replace(self.task, code=code), EditorState.from_code(code).render(r.feedback))
         if code == self.task.code:
@@ -251,7 +259,7 @@ class Repair:
                     continue
                 new = EditorState.from_code(code).apply(cmd)
                 if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
-                    self.check(new.to_code(), "model·line", (str(cmd),))
+                    self.check(new.to_code(), "model·line", commands + (str(cmd),))
 
     def readable(self, messages) -> bool:
         """The model can read `messages` within the wall budget (a long function's first read alone

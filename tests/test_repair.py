@@ -180,6 +180,28 @@ def test_line_proposals_on_the_mended_state_use_its_line_numbers_scripted_policy
     assert res.code == "def per(a):\n  p = 4*a\n  return p\n"
 
 
+def test_line_proposals_also_rewrite_chain_states_lines_scripted_policy(verifier):
+    """`line_states` = N: the first N chain states the search expands get the model's line rewrites
+    too (a state the search mended may lack a line only the model writes)."""
+    class Lines:  # an in-process stand-in for a model: records the code it was shown
+        def __init__(self):
+            self.shown = []
+
+        def complete(self, messages, prefix, n, temperature=0.7):
+            self.shown.append(messages[-1]["content"].split("***")[0])
+            return []
+
+    task = Task("t", "def f(a, b):\n    c = a - b\n    d = c * 3\n    return d - e\n",
+                "assert f(1, 2) == 'x'\nassert f(2, 2) == 'y'")  # an error, then states failing by assertion
+    seen = []
+    for states in (0, 2):
+        model = Lines()
+        run(task, verifier, RepairConfig(proposers=("search", "lines"), top_lines=1, line_states=states),
+            model=model)
+        seen.append(len(set(model.shown)))
+    assert seen == [1, 3]
+
+
 def test_the_search_leaves_the_sampled_episodes_their_turns_scripted_policy(verifier, tmp_path):
     """A bug the search cannot fix, with edits enough to spend any budget: the search stops short
     of the sampled episodes' share (2 episodes x 4 turns of 60 runs), and they all play."""

@@ -16,11 +16,11 @@ The schedule, cheap and deterministic first, the model interleaved:
   4. model line proposals: for the top lines of the furthest state so far, `REPL k >>>` forced
      (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled
   5. model episodes (`dsl.run_episode`, the one agent loop): the first greedy, from the furthest
-     state reached so far
+     state reached so far; an episode ends where the model repeats a command to no effect
   6. the rest of the single edits, then two or more edits best-first: from states whose tests got
      further (more passing; then failing by assertion rather than by error; then, failing as the
      start does, raising from a later line), their own edits; up to the test runs that step 7's
-     turns need
+     turns need. The first `line_states` states expanded also get step 4's rewrites of their lines
   7. sampled episodes from the furthest state while budget lasts
   8. what is left of steps 6 and 7's budget: the rest of the chains
 It stops at the first plausible fix (all tests pass) that the reward-hacking audit (dsl/audit.py)
@@ -129,7 +129,8 @@ class Repair:
         self.at: dict[str, float] = {}
         self.seen = Candidates(task.code)
         self.start_fitness, self.start_reach = 0, 0  # set from the start's run
-        self.turn_s = 0.0  # how long the model's last turn took
+        self.turn_s = self.line_s = 0.0  # how long the model's last turn / last line's rewrites took: none
+        # begins that would end past the wall budget
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
         self.lines_done: set[str] = set()  # states the model has written lines for
         self.lines_on = model is not None and "lines" in self.cfg.proposers
@@ -245,14 +246,13 @@ class Repair:
             return
         starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
         starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
-        line_s = 0.0  # how long the last line's rewrites took: none begins that would end past the budget
         for prefix, where in starts:
-            if self.over() or self.elapsed() + line_s > self.cfg.seconds:
+            if self.over() or self.elapsed() + self.line_s > self.cfg.seconds:
                 raise _Stop()
             self.on_event(f"model · {where} · {self.cfg.line_samples} rewrites")
             t = time.monotonic()
             texts = self.model.complete(messages, prefix, self.cfg.line_samples, self.cfg.temperature)
-            line_s = time.monotonic() - t
+            self.line_s = time.monotonic() - t
             for text in dict.fromkeys(texts):
                 cmd = parse(text)
                 if isinstance(cmd, ParseError):

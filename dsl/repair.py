@@ -65,10 +65,10 @@ class RepairConfig:
     search_first_s: float = 8.0  # ... or seconds, whichever comes first
     order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
-    add_lines: int = 0  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
-    line_states: int = 0  # chain states, besides the furthest, whose top lines the model rewrites too
+    add_lines: int = 2  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
+    line_states: int = 2  # chain states, besides the furthest, whose top lines the model rewrites too
     line_samples: int = 4  # rewrites per line
-    episodes: int = 4  # model episodes at most (the first greedy)
+    episodes: int = 8  # model episodes at most (the first greedy); loops end early, the wall budget binds
     max_turns: int = 10
     greedy_turns: int = 10  # the greedy episode's turns at most (from the furthest state it fixed some at turns 6-7)
     temperature: float = 0.7

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"seconds per fix (default {Options().seconds:g})")
     f.add_argument("--proposers", default="search,model",
                    help="who proposes edits: search, model (= lines, episodes) (default search,model)")
-    f.add_argument("--k", type=int, default=4, help="model episodes at most (default 4)")
+    f.add_argument("--k", type=int, default=Options.k, help=f"model episodes at most (default {Options.k})")
     f.add_argument("--max-turns", type=int, default=10)
     f.add_argument("--redraws", type=int, default=Options().redraws,
                    help="draw again a command that would bring back code the episode had, up to N times "

@@ -148,16 +148,16 @@ def test_line_proposals_add_a_lost_line_after_a_suspect_line_scripted_policy(ver
     """A deleted line no edit of the code can bring back: the model writes it (`ADDL k+1 >>>`)."""
     task = Task("t", "def f(xs):\n    out = []\n    return out\n", "assert f([1, 2]) == [2, 4]")
     script = "ADDL 3 >>>    out = [2 * x for x in xs]\n"
-    res = with_script(task, verifier, tmp_path, script, "lines")
-    assert res.status == "not_fixed"  # add_lines = 0: no line is added
     check = TaskCheck(task, verifier)
     from server.model_process import ModelProcess
     (tmp_path / "s.txt").write_text(script)
     model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
     try:
-        res = repair(task, check, RepairConfig(proposers=("lines",), add_lines=2), model=model, run_tests=check.tests)
+        off = repair(task, check, RepairConfig(proposers=("lines",), add_lines=0), model=model, run_tests=check.tests)
+        res = repair(task, check, RepairConfig(proposers=("lines",)), model=model, run_tests=check.tests)
     finally:
         model.close()
+    assert off.status == "not_fixed"  # add_lines = 0: no line is added
     assert res.status == "fixed" and res.proposer == "model·line" and res.commands == [script.strip()]
 
 

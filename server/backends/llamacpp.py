@@ -72,7 +72,8 @@ class LlamaCppBackend:
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
         self._scorer = None  # a second instance that keeps every position's logits, made on first use
-        self.read_rate = 0.0  # prompt tokens read per second, measured on a prompt's own tokens (read_seconds)
+        self.read_rate = 0.0  # prompt work read per second, measured on a prompt's own tokens (read_seconds)
+        self._attention_scale: float | None = None  # attention's work per earlier position (_work)
 
     @staticmethod
     def _plain(**options):
@@ -122,14 +123,27 @@ class LlamaCppBackend:
         with self._lock:
             llm = self.llm
             cached = llm.longest_token_prefix(llm._input_ids, ids[:-1])  # the last one is read with the reply
-            todo = len(ids) - cached
-            if todo > 2 * READ_SAMPLE:
+            if len(ids) - cached > 2 * READ_SAMPLE:
                 llm.n_tokens = cached
                 t = time.monotonic()
                 llm.eval(ids[cached: cached + READ_SAMPLE])
-                self.read_rate = READ_SAMPLE / max(time.monotonic() - t, 1e-6)
-                todo -= READ_SAMPLE
-        return todo / self.read_rate if self.read_rate else 0.0
+                self.read_rate = self._work(cached, cached + READ_SAMPLE) / max(time.monotonic() - t, 1e-6)
+                cached += READ_SAMPLE
+        return self._work(cached, len(ids)) / self.read_rate if self.read_rate else 0.0
+
+    def _work(self, start: int, end: int) -> float:
+        """Reading prompt positions start..end, in units of one token's weight multiplications:
+        attention adds work growing with the position (4·layers·width per earlier token, against
+        2 per weight), which doubles a 135M model's cost per token by about 3,000 tokens in; the
+        first tokens' rate alone said 27 s for QuixBugs' 5,600-token `wrap`, and it took 38."""
+        if self._attention_scale is None:
+            import llama_cpp
+            model = self.llm.model
+            weights = llama_cpp.llama_model_n_params(model) - self.llm.n_vocab() * self.llm.n_embd()
+            per_position = 4 * llama_cpp.llama_model_n_layer(model) * self.llm.n_embd()
+            self._attention_scale = per_position / max(2 * weights, 1)
+        n = end - start
+        return n + self._attention_scale * (start + end - 1) * n / 2
 
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
         """Per reply, the log-probability of each of its tokens (its end of turn last) as the model's

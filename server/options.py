@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-from dsl import RepairConfig
-
 
 @dataclass(kw_only=True)
 class Options:
@@ -20,7 +18,7 @@ class Options:
     runs: int = 400  # test runs per fix, all proposers together (the repair engine's budget)
     seconds: float = 30.0  # wall clock per fix
     proposers: list[str] = field(default_factory=lambda: ["search", "model"])  # search | model | lines | episodes
-    k: int = RepairConfig.episodes  # model episodes at most (the first greedy)
+    k: int = 8  # model episodes at most (the first greedy); RepairConfig.episodes, a test holds them equal
     max_turns: int = 10  # commands per episode
     temperature: float = 0.7  # sampling for episodes after the first (the first is greedy)
     redraws: int = 0  # a command that would bring back code the episode had is drawn again (0: off)

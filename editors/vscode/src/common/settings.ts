@@ -14,7 +14,7 @@ export const SERVER_DEFAULTS = {
     runs: 400,
     seconds: 30,
     proposers: ['search', 'model'] as string[],
-    k: 4,
+    k: 8,
     maxTurns: 10,
     temperature: 0.7,
     redraws: 0,

@@ -263,7 +263,7 @@ class Repair:
 
     def readable(self, messages) -> bool:
         """The model can read `messages` within the wall budget (a long function's first read alone
-        can outlast it: 22 s for QuixBugs' `wrap`); a model that cannot tell is given the chance."""
+        can outlast it: 38 s for QuixBugs' `wrap`); a model that cannot tell is given the chance."""
         read = getattr(self.model, "read_seconds", None)
         if read is None or self.elapsed() + read(messages) < self.cfg.seconds:
             return True

@@ -115,7 +115,7 @@ class LlamaCppBackend:
         """About how long reading `messages` would take before the reply's first token: the tokens
         not already in the cache over the measured reading rate. The rate is measured on the prompt's
         own next tokens, which then stay in the cache for the reply (no work is thrown away); a
-        5,600-token QuixBugs prompt took 22 s on 2 cores, past a 30 s fix's budget."""
+        5,600-token QuixBugs prompt takes 38 s on 2 cores, past a 30 s fix's budget."""
         import time
         ids = self.fmt.prompt(messages)
         if overflows(self, ids):

@@ -2,10 +2,9 @@
 
     result = repair(task, check, RepairConfig(runs=400, seconds=30), model=policy_or_None)
 
-Every path that fixes code runs this one driver: the language server's Fix, `coedit fix` and
-`trainer eval`, so every published number is what a user gets. Every proposal is a `dsl` command
-(or a chain of them) applied to an `EditorState` and judged by `check` (code -> VerifyResult: the
-sandboxed tests), counted against one test-run budget and one wall-clock budget.
+Every path that fixes code runs this one driver (the server's Fix, `coedit fix`, `trainer eval`), so
+every published number is what a user gets. Every proposal is a `dsl` command (or a chain) applied to
+an `EditorState`, judged by `check` (code -> VerifyResult) against one test-run and one time budget.
 
 The schedule, cheap and deterministic first, the model interleaved:
   1. the start code's run (1 test run); already passing -> done
@@ -27,8 +26,9 @@ It stops at the first plausible fix (all tests pass) that the reward-hacking aud
 does not flag, then spends up to `polish_runs` undoing changed lines the fix does not need
 (the smallest diff wins). `proposers` restricts it: "search", "lines" (model line proposals),
 "episodes" (model episodes); "model" means both model ones.
-The model is any object with `__call__(messages, temperature=None) -> command` and, for line
-proposals, `complete(messages, prefix, n, temperature) -> [command]`; this module imports no ML.
+The model is any object with `__call__(messages, temperature=None) -> command`, for line proposals
+`complete(messages, prefix, n, temperature) -> [command]`, and optionally `read_seconds(messages)`;
+this module imports no ML.
 """
 from __future__ import annotations
 
@@ -129,11 +129,9 @@ class Repair:
         self.at: dict[str, float] = {}
         self.seen = Candidates(task.code)
         self.start_fitness, self.start_reach = 0, 0  # set from the start's run
-        self.turn_s = self.line_s = 0.0  # how long the model's last turn / last line's rewrites took: none
-        # begins that would end past the wall budget
+        self.turn_s = self.line_s = 0.0  # the model's last turn / line rewrites took: the next one's guard
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
         self.lines_done: set[str] = set()  # states the model has written lines for
-        self.lines_on = model is not None and "lines" in self.cfg.proposers
 
     # -- budget and checks -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -217,11 +215,11 @@ class Repair:
             item = heapq.heappop(self.frontier)
             *_, code, commands, by = item
             r = self.cache[code]
-            h = hints_from_feedback(r.feedback)
-            order = [n for n, _ in rank(code, None, r, h.undefined)]
+            order = self.own_ranking(code)
             lines = order[: max(4, self.cfg.top_lines)] + [n for n, _ in self.ranking if n not in order[:4]]
             name = f"search·{len(commands) + 1}" if by == "search" else "model+search"
-            if len(self.lines_done) <= self.cfg.line_states and code not in self.lines_done and self.lines_on:
+            if "lines" in self.cfg.proposers and code not in self.lines_done and \
+                    len(self.lines_done) <= self.cfg.line_states:
                 self.line_proposals(code, commands)  # the model writes the lines this state still lacks
             for m in self._singles(code, lines, r):
                 if self.runs >= self.cfg.runs - keep:
@@ -236,14 +234,11 @@ class Repair:
         if code is None:
             code = self.best[1] if self.best[0] > self.start_fitness else self.task.code
         self.lines_done.add(code)
-        r = self.cache[code]
-        messages = new_conversation(replace(self.task, code=code), EditorState.from_code(code).render(r.feedback))
-        if code == self.task.code:
-            top = [n for n, _ in self.ranking]
-        else:  # the furthest state's own lines: the start's line numbers need not hold there
-            top = [n for n, _ in rank(code, None, r, hints_from_feedback(r.feedback).undefined)]
+        messages = self.conversation(code)
         if not self.readable(messages):
             return
+        # another state's own lines: the start's line numbers need not hold there
+        top = [n for n, _ in self.ranking] if code == self.task.code else self.own_ranking(code)
         starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
         starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
         for prefix, where in starts:
@@ -261,6 +256,16 @@ class Repair:
                 if isinstance(new, EditorState) and self.seen.fresh(new.to_code()):
                     self.check(new.to_code(), "model·line", commands + (str(cmd),))
 
+    def own_ranking(self, code: str) -> list[int]:
+        """A checked state's lines, most suspect first, from its own run (no test run spent)."""
+        r = self.cache[code]
+        return [n for n, _ in rank(code, None, r, hints_from_feedback(r.feedback).undefined)]
+
+    def conversation(self, code: str) -> list[dict[str, str]]:
+        """The model's first view of a state checked before (what `run_episode` starts from too)."""
+        state = EditorState.from_code(code).render(self.cache[code].feedback)
+        return new_conversation(replace(self.task, code=code), state)
+
     def readable(self, messages) -> bool:
         """The model can read `messages` within the wall budget (a long function's first read alone
         can outlast it: 38 s for QuixBugs' `wrap`); a model that cannot tell is given the chance."""
@@ -273,18 +278,11 @@ class Repair:
     def episode(self, i: int) -> None:
         start = self.best[1] if self.best[0] > self.start_fitness and self.cfg.restart == "best" else self.task.code
         task = replace(self.task, code=start)
-        if not self.readable(new_conversation(task, EditorState.from_code(start).render(self.cache[start].feedback))):
+        if not self.readable(self.conversation(start)):
             return
         temperature = 0.0 if i == 0 else self.cfg.temperature
+        played: list = []  # this episode's turns
 
-        def policy(messages):
-            t = time.monotonic()
-            try:
-                return self.model(messages, temperature=temperature)
-            finally:
-                self.turn_s = time.monotonic() - t
-
-        played: list = []
         def no_time() -> bool:  # a turn begun now would end past the wall budget (by the last turn's time), or
             # the model loops: the same command twice, the second changing nothing (30% of all turns did)
             stuck = len(played) > 1 and (played[-1].text, played[-1].code) == (played[-2].text, played[-2].code)
@@ -292,12 +290,14 @@ class Repair:
 
         def progress(turn, ep):
             played.append(turn)
+            self.turn_s = turn.seconds  # the model's reply and the test run: the next turn's guard
             cmd = turn.text.strip().split(" >>>")[0][:40]
             self.on_event(f"model · episode {i + 1} · turn {ep.turn} · {cmd} · {turn.tests_passed}/{turn.tests_total} tests pass")
 
         try:
             turns = min(self.cfg.greedy_turns, self.cfg.max_turns) if i == 0 else self.cfg.max_turns
-            traj = run_episode(task, policy, check=lambda code: self.check(code, "model·episode"), max_turns=turns,
+            traj = run_episode(task, lambda m: self.model(m, temperature=temperature),
+                               check=lambda code: self.check(code, "model·episode"), max_turns=turns,
                                stop_when_solved=True, on_turn=progress, should_stop=no_time, redraws=self.cfg.redraws,
                                redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
         except _Stop:
@@ -343,7 +343,7 @@ class Repair:
             steps.append(self.line_proposals)
         if use_model and "episodes" in p:
             steps.append(lambda: self.episode(0))
-        # the sampled episodes' turns are kept from the search's runs (chains spent all 400 on 46 of 57 unfixed MBPP tasks)
+        # the sampled episodes' turns are kept from the search (its chains spent all 400 runs on 46 of 57 MBPP misses)
         keep = (self.cfg.episodes - 1) * self.cfg.max_turns if use_model and "episodes" in p else 0
         if "search" in p:
             steps += [lambda: self.search_singles(self.cfg.runs, keep=keep), lambda: self.search_chains(keep)]

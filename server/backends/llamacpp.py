@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -116,7 +117,6 @@ class LlamaCppBackend:
         not already in the cache over the measured reading rate. The rate is measured on the prompt's
         own next tokens, which then stay in the cache for the reply (no work is thrown away); a
         5,600-token QuixBugs prompt takes 38 s on 2 cores, past a 30 s fix's budget."""
-        import time
         ids = self.fmt.prompt(messages)
         if overflows(self, ids):
             return 0.0

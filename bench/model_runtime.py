@@ -3,7 +3,8 @@ running the model in its own process costs a turn.
 
     python bench/model_runtime.py [--model models/default/coedit.gguf] [--tokens 96] [--reps 3] [--turns 20]
 
-1. Decode tokens/s of the model (base GGUF + LoRA as shipped), greedy from a fixed prompt, each
+1. Decode tokens/s of the model as served (a LoRA adapter merged into its base GGUF, as
+   server/backends/lora_merge.py does), greedy from a fixed prompt, each
    load in a fresh process, `--reps` times each, alternating: `use_extra_bufts` on (llama.cpp's
    default, which crashed LoRA models on AMX CPUs) against off (what coedit loads with,
    server/backends/llama_runtime.py). Ratio = off / on.
@@ -34,10 +35,12 @@ import llama_cpp.llama_cpp as lib
 from llama_cpp import Llama
 from server.backends import gguf_meta, lora_base
 from server.backends.llama_runtime import plain_cpu_buffers
+from server.backends.lora_merge import merged_gguf
 from pathlib import Path
 path = Path(sys.argv[1]); n = int(sys.argv[2]); plain = sys.argv[3] == "off"
 meta = gguf_meta(path)
-model, lora = (lora_base(meta["lora_base"], path), str(path)) if meta.get("lora_base") else (path, None)
+# as served: an adapter merged into its base (server/backends/lora_merge.py)
+model, lora = (merged_gguf(lora_base(meta["lora_base"], path), path), None) if meta.get("lora_base") else (path, None)
 def load():
     return Llama(model_path=str(model), lora_path=lora, n_ctx=1024, verbose=False)
 if plain:

@@ -13,7 +13,8 @@ The schedule, cheap and deterministic first, the model interleaved:
      then single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
      up to `search_first` runs or `search_first_s` seconds
   4. model line proposals: for the top lines of the furthest state so far, `REPL k >>>` forced
-     (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled
+     (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled; then `REPL` and `ADDL`
+     forced, the line the model's own choice
   5. model episodes (`dsl.run_episode`, the one agent loop): the first greedy, from the furthest
      state reached so far; an episode ends where the model repeats a command to no effect
   6. the rest of the single edits, then two or more edits best-first: from states whose tests got
@@ -22,13 +23,11 @@ The schedule, cheap and deterministic first, the model interleaved:
      turns need. The first `line_states` states expanded also get step 4's rewrites of their lines
   7. sampled episodes from the furthest state while budget lasts
   8. what is left of steps 6 and 7's budget: the rest of the chains
-It stops at the first plausible fix (all tests pass) that the reward-hacking audit (dsl/audit.py)
-does not flag, then spends up to `polish_runs` undoing changed lines the fix does not need
-(the smallest diff wins). `proposers` restricts it: "search", "lines" (model line proposals),
-"episodes" (model episodes); "model" means both model ones.
+It stops at the first plausible fix (all tests pass) that the audit (dsl/audit.py) does not flag,
+then spends up to `polish_runs` undoing changed lines the fix does not need (the smallest diff wins).
+`proposers` restricts it: "search", "lines" (line proposals), "episodes"; "model" means both of those.
 The model is any object with `__call__(messages, temperature=None) -> command`, for line proposals
-`complete(messages, prefix, n, temperature) -> [command]`, and optionally `read_seconds(messages)`;
-this module imports no ML.
+`complete(messages, prefix, n, temperature) -> [command]`, optionally `read_seconds(messages)`.
 """
 from __future__ import annotations
 
@@ -66,8 +65,9 @@ class RepairConfig:
     order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
     add_lines: int = 2  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
-    line_states: int = 2  # chain states, besides the furthest, whose top lines the model rewrites too
+    line_states: int = 6  # chain states, besides the furthest, whose top lines the model rewrites too
     line_samples: int = 4  # rewrites per line
+    free_samples: int = 4  # lines the model rewrites / adds where it chooses (`REPL` / `ADDL` forced), each
     episodes: int = 8  # model episodes at most (the first greedy); loops end early, the wall budget binds
     max_turns: int = 10
     greedy_turns: int = 10  # the greedy episode's turns at most (from the furthest state it fixed some at turns 6-7)
@@ -127,8 +127,7 @@ class Repair:
         self.rejected: list[tuple[str, list[str]]] = []
         self.episodes: list[Trajectory] = []
         self.at: dict[str, float] = {}
-        self.seen = Candidates(task.code)
-        self.start_fitness, self.start_reach = 0, 0  # set from the start's run
+        self.seen, self.start_fitness, self.start_reach = Candidates(task.code), 0, 0  # the last two: the start's run
         self.turn_s = self.line_s = 0.0  # the model's last turn / line rewrites took: the next one's guard
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
         self.lines_done: set[str] = set()  # states the model has written lines for
@@ -175,9 +174,8 @@ class Repair:
 
     # -- proposers -----------------------------------------------------------------------------
     def _singles(self, code: str, order: list[int], result: VerifyResult):
-        """Single edits of `code` at the lines in `order`: line by line ("line", TBar's way), or
-        family by family across the lines ("family": a cheap family at the third line before a
-        costly one at the first; bench/search_order.py measures both)."""
+        """Single edits of `code` at the lines in `order`: line by line ("line", TBar's way), or family
+        by family across them ("family": cheap families first; bench/search_order.py measures both)."""
         hints = hints_from_feedback(result.feedback + "\n" + "\n".join(t.message for t in result.tests))
         ms = mutations(code, order, hints)
         if self.cfg.order == "line":
@@ -239,14 +237,18 @@ class Repair:
             return
         # another state's own lines: the start's line numbers need not hold there
         top = [n for n, _ in self.ranking] if code == self.task.code else self.own_ranking(code)
-        starts = [(f"REPL {n} >>>", f"line {n}") for n in top[: self.cfg.top_lines]]
-        starts += [(f"ADDL {n + 1} >>>", f"a line after {n}") for n in top[: self.cfg.add_lines]]
-        for prefix, where in starts:
+        n = self.cfg.line_samples
+        starts = [(f"REPL {k} >>>", f"line {k}", n) for k in top[: self.cfg.top_lines]]
+        starts += [(f"ADDL {k + 1} >>>", f"a line after {k}", n) for k in top[: self.cfg.add_lines]]
+        # and lines the model places itself: a lost line's place is often no suspect line's neighbour
+        starts += [(op, f"{op} at a line it picks", self.cfg.free_samples) for op in ("REPL", "ADDL")
+                   if self.cfg.free_samples]
+        for prefix, where, n in starts:
             if self.over() or self.elapsed() + self.line_s > self.cfg.seconds:
                 raise _Stop()
-            self.on_event(f"model · {where} · {self.cfg.line_samples} rewrites")
+            self.on_event(f"model · {where} · {n} rewrites")
             t = time.monotonic()
-            texts = self.model.complete(messages, prefix, self.cfg.line_samples, self.cfg.temperature)
+            texts = self.model.complete(messages, prefix, n, self.cfg.temperature)
             self.line_s = time.monotonic() - t
             for text in dict.fromkeys(texts):
                 cmd = parse(text)
@@ -267,10 +269,10 @@ class Repair:
         return new_conversation(replace(self.task, code=code), state)
 
     def readable(self, messages) -> bool:
-        """The model can read `messages` within the wall budget (a long function's first read alone
-        can outlast it: 38 s for QuixBugs' `wrap`); a model that cannot tell is given the chance."""
+        """The model can read `messages` and reply within the wall budget: QuixBugs' `wrap` takes 24 s
+        to read, estimated at 21-24 s (1.2x for that), then 1.5 s for 4 lines (2 s allowed)."""
         read = getattr(self.model, "read_seconds", None)
-        if read is None or self.elapsed() + read(messages) < self.cfg.seconds:
+        if read is None or self.elapsed() + 1.2 * read(messages) + 2.0 < self.cfg.seconds:
             return True
         self.on_event("model · skipped: it could not read this code within the time left")
         return False
@@ -283,10 +285,11 @@ class Repair:
         temperature = 0.0 if i == 0 else self.cfg.temperature
         played: list = []  # this episode's turns
 
-        def no_time() -> bool:  # a turn begun now would end past the wall budget (by the last turn's time), or
-            # the model loops: the same command twice, the second changing nothing (30% of all turns did)
+        def no_time() -> bool:  # a turn begun now would end past the wall budget (by 1.5 times the last turn's
+            # time: an edit near the top makes the next read longer, 3.4 s -> 4.6 s), or the model loops: the
+            # same command twice, the second changing nothing (30% of all turns did)
             stuck = len(played) > 1 and (played[-1].text, played[-1].code) == (played[-2].text, played[-2].code)
-            return stuck or self.over() or self.elapsed() + self.turn_s > self.cfg.seconds
+            return stuck or self.over() or self.elapsed() + 1.5 * self.turn_s > self.cfg.seconds
 
         def progress(turn, ep):
             played.append(turn)
@@ -309,11 +312,10 @@ class Repair:
 
     # -- the schedule ----------------------------------------------------------------------------
     def run(self) -> RepairResult:
-        if hasattr(self._raw_check, "deadline"):
+        if hasattr(self._raw_check, "deadline"):  # no test run outlasts the fix's budget
             self._raw_check.deadline = self.t0 + self.cfg.seconds
         first = self._raw_check(self.task.code)
-        if hasattr(self._raw_check, "learn"):
-            self._raw_check.learn(first)
+        getattr(self._raw_check, "learn", lambda r: None)(first)
         self.runs, self.tried["start"] = 1, 1
         self.cache[self.task.code] = first
         self.novel(first)

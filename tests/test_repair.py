@@ -153,11 +153,32 @@ def test_line_proposals_add_a_lost_line_after_a_suspect_line_scripted_policy(ver
     (tmp_path / "s.txt").write_text(script)
     model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
     try:
-        off = repair(task, check, RepairConfig(proposers=("lines",), add_lines=0), model=model, run_tests=check.tests)
-        res = repair(task, check, RepairConfig(proposers=("lines",)), model=model, run_tests=check.tests)
+        off = repair(task, check, RepairConfig(proposers=("lines",), add_lines=0, free_samples=0), model=model,
+                     run_tests=check.tests)
+        res = repair(task, check, RepairConfig(proposers=("lines",), free_samples=0), model=model,
+                     run_tests=check.tests)
     finally:
         model.close()
-    assert off.status == "not_fixed"  # add_lines = 0: no line is added
+    assert off.status == "not_fixed"  # add_lines = 0 (and no line placed by the model): no line is added
+    assert res.status == "fixed" and res.proposer == "model·line" and res.commands == [script.strip()]
+
+
+def test_line_proposals_write_a_line_where_the_model_places_it_scripted_policy(verifier, tmp_path):
+    """`free_samples`: `ADDL` forced and the place left to the model, for a lost line whose place
+    is no suspect line's neighbour (here none is asked for: `add_lines` = 0)."""
+    task = Task("t", "def f(xs):\n    out = []\n    return out\n", "assert f([1, 2]) == [2, 4]")
+    script = "ADDL 3 >>>    out = [2 * x for x in xs]\n"
+    check = TaskCheck(task, verifier)
+    from server.model_process import ModelProcess
+    (tmp_path / "s.txt").write_text(script)
+    model = ModelProcess(f"scripted:{tmp_path / 's.txt'}")
+    try:
+        off = repair(task, check, RepairConfig(proposers=("lines",), add_lines=0, free_samples=0), model=model,
+                     run_tests=check.tests)
+        res = repair(task, check, RepairConfig(proposers=("lines",), add_lines=0), model=model, run_tests=check.tests)
+    finally:
+        model.close()
+    assert off.status == "not_fixed"
     assert res.status == "fixed" and res.proposer == "model·line" and res.commands == [script.strip()]
 
 
@@ -223,8 +244,9 @@ def test_the_search_leaves_the_sampled_episodes_their_turns_scripted_policy(veri
 
 
 def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_policy(verifier):
-    """A model whose turns take 1 s and a 2.5 s budget: a third turn would end past it, so it is
-    not begun (it was: Fix ran up to 2 s over its 30 s on MBPP)."""
+    """A model whose turns take 1 s and a 3 s budget: a third turn, guarded at 1.5 times the last
+    turn's time, would end past it, so it is not begun (it was: Fix ran up to 2 s over its 30 s on
+    MBPP)."""
     import time as clock
 
     class SlowModel:  # an in-process stand-in for a model: each turn takes 1 s
@@ -234,9 +256,9 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
 
     task = Task("t", "def f(x):\n    return x\n", "assert f(1) == 'one'")
     check = TaskCheck(task, verifier)
-    res = repair(task, check, RepairConfig(proposers=("episodes",), seconds=2.5, episodes=1, max_turns=50),
+    res = repair(task, check, RepairConfig(proposers=("episodes",), seconds=3.0, episodes=1, max_turns=50),
                  model=SlowModel())
-    assert res.status == "not_fixed" and len(res.episodes[0].turns) == 2 and res.seconds < 2.5
+    assert res.status == "not_fixed" and len(res.episodes[0].turns) == 2 and res.seconds < 3.0
 
     class SlowLines:  # the same for line proposals: each line's rewrites take 1 s
         calls = 0

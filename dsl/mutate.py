@@ -10,8 +10,9 @@ repair tools use (TBar's templates, PraPR's mutators, GenProg's statement edits)
 bug kinds ManySStuBs4J counts most often (changed identifier, wrong function name, changed
 literal, changed operator, swapped arguments, more/less specific condition):
 
-    undefined_name, missing_import, attribute_typo: what the error message names
-                    (dsl/error_edits.py: misspelt names, defs and assignments; imports; attributes)
+    undefined_name, missing_import, attribute_typo, not_callable: what the error message names
+                    (dsl/error_edits.py: misspelt names, defs and assignments; imports; attributes;
+                    a called name that holds no function)
     compare         < <= > >= == != swapped; `is`/`is not`, `in`/`not in` negated
     binop           arithmetic (+ - * / // % **) and bitwise (& | ^ << >>) swapped within their group
     augassign       the same for `+=`, `-=`, ...
@@ -21,8 +22,10 @@ literal, changed operator, swapped arguments, more/less specific condition):
     bounds          off by one: range()/slice/subscript bounds, len(x), name arguments +1 / -1
     call            two arguments swapped; f(x) -> x; a builtin or method swapped within its family
     operand         a - b -> b - a (non-commutative operators); a + b -> a or b
-    name            a name swapped for another name the code uses; an attribute for another attribute
-    statement       a line deleted, duplicated; `x` -> `return x`; a missing `return name` added
+    name            a name swapped for another name the code uses (where it is read or assigned); an
+                    attribute for another attribute
+    statement       a line deleted, duplicated; `x` -> `return x`; a missing `return name` added (or in
+                    place of the last line); a line moved one block out, or into the block before it
 """
 from __future__ import annotations
 
@@ -165,7 +168,7 @@ def _expression_edits(line: str, nodes: list[ast.AST], names: list[str], attrs: 
             yield from _call_edits(line, node)
         elif isinstance(node, ast.Subscript):
             yield from _bound_edits(line, [node.slice] if not isinstance(node.slice, ast.Tuple) else node.slice.elts)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        elif isinstance(node, ast.Name):  # read, or assigned: `lds = count + 1` meant `count = ...`
             for new in names:
                 if new != node.id:
                     yield "name", _swap(line, node.col_offset, node.end_col_offset, new)
@@ -265,6 +268,26 @@ def _statement_edits(state: EditorState, tree: ast.Module, n: int):
         yield "statement", Command("ADDL", n + 1, line)
     if isinstance(stmt, ast.Expr) and stmt.end_lineno == n:
         yield "statement", Command("REPL", n, f"{indent_of(line)}return {line.strip()}")
+    if stmt is not None and stmt.end_lineno == n:
+        for indent in _indent_moves(state, stmt):
+            yield "statement", Command("REPL", n, indent + line.lstrip())
+
+
+_BLOCKS = (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)
+
+
+def _indent_moves(state: EditorState, stmt: ast.stmt):
+    """The indentation a one-line statement would have one block out (a `return` inside the loop
+    that should follow it) or at the end of the block just before it (a line that should be in the
+    loop). Only the last statement of a block can move out, and the compile gate drops the rest."""
+    parent = getattr(stmt, "_coedit_parent", None)
+    if isinstance(parent, _BLOCKS) and stmt in (parent.body + parent.orelse)[-1:]:
+        yield indent_of(state.lines[parent.lineno - 1])
+    siblings = getattr(parent, "body", None) or []
+    before = siblings[siblings.index(stmt) - 1] if stmt in siblings[1:] else None
+    if isinstance(before, _BLOCKS):
+        inner = (before.orelse or before.body)[-1]
+        yield indent_of(state.lines[inner.lineno - 1])
 
 
 def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
@@ -280,6 +303,9 @@ def _missing_returns(state: EditorState, tree: ast.Module, lines: list[int]):
                                                        for t in x.targets if isinstance(t, ast.Name)})
         for name in dict.fromkeys(reversed(bound)):
             yield last.end_lineno, Command("ADDL", last.end_lineno + 1, f"{indent}return {name}")
+            if last.lineno == last.end_lineno and not isinstance(last, _BLOCKS) and len(fn.body) > 1:
+                # the line that returned was lost in place of this one (often a line that cannot run)
+                yield last.end_lineno, Command("REPL", last.end_lineno, f"{indent}return {name}")
 
 
 def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = None,
@@ -302,6 +328,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
             child._coedit_parent = parent
     names, attrs = _names(tree)
     known = sorted(set(names) | set(dir(builtins)) | set(STDLIB_MODULES))
+    defined = {d.name for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     for n, new in renames_to_undefined(state, tree, hints):
         if new != state.lines[n - 1]:
             out.append(Mutation(line_edit(n, state.lines[n - 1], new), "undefined_name", n))
@@ -312,7 +339,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
         line = state.lines[n - 1]
         nodes = _on_line(tree, n)
         by_op: dict[str, list[Mutation]] = {}
-        edits = [*targeted_edits(line, nodes, known, hints), *_expression_edits(line, nodes, names, attrs),
+        edits = [*targeted_edits(line, nodes, known, hints, defined), *_expression_edits(line, nodes, names, attrs),
                  *_condition_edits(line, tree, n, names)]
         for op, new in edits:
             if new != line and "\n" not in new:
@@ -326,5 +353,5 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
 
 
 # within a line: what the error names first, then families with few candidates per site
-ORDER = ("undefined_name", "attribute_typo", "missing_import", "boolop", "not", "compare", "augassign", "binop",
-         "constant", "bounds", "call", "operand", "statement", "name")
+ORDER = ("undefined_name", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare", "augassign",
+         "binop", "constant", "bounds", "call", "operand", "statement", "name")

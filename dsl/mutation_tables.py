@@ -26,6 +26,9 @@ FAMILIES = [("min", "max"), ("any", "all"), ("append", "extend"), ("sorted", "re
             ("isdigit", "isalpha", "isalnum"), ("strip", "lstrip", "rstrip"), ("split", "rsplit"),
             ("floor", "ceil"), ("heappush", "heappop"), ("insert", "append"), ("pop", "popleft"),
             ("union", "intersection", "difference"), ("add", "update")]
+# what a call whose name holds no function most often meant (error_edits.py, `not_callable`)
+CALLABLE_BUILTINS = ("len", "str", "int", "list", "sorted", "sum", "max", "min", "abs", "set", "tuple", "bin", "float",
+                     "round", "reversed", "ord", "chr", "hex", "oct", "dict", "bool", "repr", "any", "all")
 STDLIB_MODULES = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "bisect", "string",
                   "sys", "copy", "random", "statistics", "datetime", "cmath", "array", "fractions", "decimal")
 # names a missing `from M import name` most often brought into an MBPP-style program

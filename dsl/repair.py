@@ -11,7 +11,8 @@ The schedule, cheap and deterministic first, the model interleaved:
   2. localization (dsl/localize.py): each test alone on instrumented code, when `run_tests` is given
   3. search: for code that does not compile, the edits that make it compile (dsl/syntax_fix.py);
      then single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
-     up to `search_first` runs or `search_first_s` seconds
+     up to `search_first` runs or `search_first_s` seconds; then chains of those edits (step 6, without
+     the model's lines) for `chains_first_s` seconds, where the search's 2-3 edit fixes come quickly
   4. model line proposals: for the top lines of the furthest state so far, `REPL k >>>` forced
      (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled; then `REPL` and `ADDL`
      forced, the line the model's own choice
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 from .audit import audit
@@ -44,67 +45,14 @@ from .fitness import behaviour, fitness, reach
 from .localize import Spectrum, rank, spectrum
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
 from .polish import smallest
+from .repair_config import RepairConfig, RepairResult
 from .state import EditorState
 from .syntax_fix import syntax_fixes
 from .tasks import Task
 from .verifier import VerifyResult
 
-PROPOSERS = ("search", "lines", "episodes")
-RESTARTS = ("best", "fresh")  # where model episodes start: the furthest state so far, or the start code
-TIERS = (("undefined_name", "attribute_typo", "missing_import", "boolop", "not", "compare", "augassign", "binop",
-          "constant"), ("bounds", "call", "operand", "statement"), ("name",))
-
-
-@dataclass
-class RepairConfig:
-    runs: int = 400  # test runs per fix (the start's run and localization's included)
-    seconds: float = 30.0  # wall clock per fix
-    proposers: tuple[str, ...] = PROPOSERS
-    search_first: int = 300  # single-edit runs before the model gets a turn ...
-    search_first_s: float = 8.0  # ... or seconds, whichever comes first
-    order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
-    top_lines: int = 3  # lines the model rewrites (line proposals)
-    add_lines: int = 2  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
-    line_states: int = 6  # chain states, besides the furthest, whose top lines the model rewrites too
-    line_samples: int = 4  # rewrites per line
-    free_samples: int = 4  # lines the model rewrites / adds where it chooses (`REPL` / `ADDL` forced), each
-    episodes: int = 8  # model episodes at most (the first greedy); loops end early, the wall budget binds
-    max_turns: int = 10
-    greedy_turns: int = 10  # the greedy episode's turns at most (from the furthest state it fixed some at turns 6-7)
-    temperature: float = 0.7
-    depth: int = 3  # edits in a chain, at most (best-first search)
-    redraws: int = 0  # episodes draw again a command that would revisit code (dsl/episode.py)
-    polish_runs: int = 20  # test runs spent shrinking a fix's diff
-    stop_at_fix: bool = True  # False: play every episode (trainer eval's pass@k of the model alone)
-    restart: str = "best"  # where episodes start: "best" (the furthest state so far) | "fresh" (the start code)
-
-    def check(self) -> None:
-        """A ValueError that says which setting makes no sense."""
-        unknown = set(self.proposers) - set(PROPOSERS)
-        if unknown or not self.proposers:
-            raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
-        if self.runs < 1 or self.seconds <= 0 or self.episodes < 1 or self.max_turns < 1:
-            raise ValueError("runs, seconds, episodes (--k) and max_turns must be positive")
-        if self.restart not in RESTARTS:
-            raise ValueError(f"restart must be best or fresh, not {self.restart!r}")
-
-
-@dataclass
-class RepairResult:
-    status: str  # fixed | not_fixed | already_passing | cancelled | invalid
-    code: str  # the fix (or the start code)
-    message: str
-    proposer: str = ""  # who found the fix: search | search·N (N edits) | model·line | model·episode
-    runs: int = 0
-    seconds: float = 0.0
-    commands: list[str] = field(default_factory=list)  # the fix as commands on the start code
-    first: VerifyResult | None = None
-    final: VerifyResult | None = None
-    tried: dict[str, int] = field(default_factory=dict)  # test runs per proposer
-    rejected: list[tuple[str, list[str]]] = field(default_factory=list)  # (proposer, audit flags)
-    ranking: list[tuple[int, float]] = field(default_factory=list)
-    episodes: list[Trajectory] = field(default_factory=list)
-    at: dict[str, float] = field(default_factory=dict)  # runs/seconds when the fix was found
+TIERS = (("undefined_name", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare",
+          "augassign", "binop", "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
 
 class _Stop(Exception):
@@ -207,20 +155,22 @@ class Repair:
                 return
             self._try(self.task.code, m, "search", ())
 
-    def search_chains(self, keep: int = 0) -> None:
-        """Best-first over states that got further, by their own single edits, until `keep` runs are left."""
-        while self.frontier and self.runs < self.cfg.runs - keep:
+    def search_chains(self, keep: int = 0, seconds: float = float("inf"), lines: bool = True) -> None:
+        """Best-first over states that got further, by their own single edits, until `keep` runs are
+        left or `seconds` have passed (a state cut short goes back: its tried edits cost nothing again)."""
+        until = self.elapsed() + seconds
+        while self.frontier and self.runs < self.cfg.runs - keep and self.elapsed() < until:
             item = heapq.heappop(self.frontier)
             *_, code, commands, by = item
             r = self.cache[code]
             order = self.own_ranking(code)
-            lines = order[: max(4, self.cfg.top_lines)] + [n for n, _ in self.ranking if n not in order[:4]]
+            order_lines = order[: max(4, self.cfg.top_lines)] + [n for n, _ in self.ranking if n not in order[:4]]
             name = f"search·{len(commands) + 1}" if by == "search" else "model+search"
-            if "lines" in self.cfg.proposers and code not in self.lines_done and \
+            if lines and "lines" in self.cfg.proposers and code not in self.lines_done and \
                     len(self.lines_done) <= self.cfg.line_states:
                 self.line_proposals(code, commands)  # the model writes the lines this state still lacks
-            for m in self._singles(code, lines, r):
-                if self.runs >= self.cfg.runs - keep:
+            for m in self._singles(code, order_lines, r):
+                if self.runs >= self.cfg.runs - keep or self.elapsed() >= until:
                     heapq.heappush(self.frontier, item)
                     return
                 self._try(code, m, name, commands)
@@ -340,7 +290,8 @@ class Repair:
         use_model = self.model is not None
         steps: list[Callable[[], None]] = []
         if "search" in p:
-            steps += [self.search_syntax, lambda: self.search_singles(self.cfg.search_first, self.cfg.search_first_s)]
+            steps += [self.search_syntax, lambda: self.search_singles(self.cfg.search_first, self.cfg.search_first_s),
+                      lambda: self.search_chains(self.cfg.runs - self.cfg.search_first, self.cfg.chains_first_s, False)]
         if use_model and "lines" in p:
             steps.append(self.line_proposals)
         if use_model and "episodes" in p:

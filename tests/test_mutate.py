@@ -42,12 +42,20 @@ CASES = [
     ("operand", "def f(r, a):\n    return r + a\n", "def f(r, a):\n    return a + r\n"),
     ("operand", "def f(x):\n    return 1 + g(x)\n", "def f(x):\n    return g(x)\n"),
     ("name", "def f(a, b):\n    return a\n", "def f(a, b):\n    return b\n"),
+    ("name", "def f(a, b):\n    b = a + 1\n    return a\n", "def f(a, b):\n    a = a + 1\n    return a\n"),
     ("name", "def f(n):\n    return n.outgoing\n\n\ndef g(n):\n    return n.incoming\n",
      "def f(n):\n    return n.incoming\n\n\ndef g(n):\n    return n.incoming\n"),
     ("name", "def f(q):\n    while True:\n        return q\n", "def f(q):\n    while q:\n        return q\n"),
     ("statement", "def f(x):\n    x = x + 1\n    return x\n", "def f(x):\n    return x\n"),
     ("statement", "def f(x):\n    x.pop()\n    return x\n", "def f(x):\n    x.pop()\n    x.pop()\n    return x\n"),
     ("statement", "def f(x):\n    y = x * 2\n", "def f(x):\n    y = x * 2\n    return y\n"),
+    # the last line replaced by the return that was lost in its place
+    ("statement", "def f(x):\n    y = x * 2\n    z = q[0]\n", "def f(x):\n    y = x * 2\n    return y\n"),
+    # a line moved one block out (the return inside the loop) or into the block before it
+    ("statement", "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n        return t\n",
+     "def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n"),
+    ("statement", "def f(xs):\n    t = 0\n    for x in xs:\n        y = x\n    t += y\n    return t\n",
+     "def f(xs):\n    t = 0\n    for x in xs:\n        y = x\n        t += y\n    return t\n"),
 ]
 
 
@@ -149,3 +157,25 @@ def test_a_parameter_never_read_takes_the_name_the_body_reads_unbound():
     made = produced(code, hints_from_feedback("NameError: name 'nums' is not defined (line 2)"))
     assert not any(c.startswith("def f(nums") or "filter" not in c.split("\n")[0]
                    for c in made.get("undefined_name", ()))
+
+
+def test_a_line_moves_out_of_its_block_only_as_the_blocks_last_line():
+    """Moving a line out from mid-block would not compile (the lines after it stay deeper); such
+    moves are not even offered, and the gate would stop them."""
+    code = "def f(xs):\n    for x in xs:\n        a = x\n        b = x\n    return b\n"
+    moved = {c for c in produced(code)["statement"] if "\n    a = x" in c}
+    assert moved == set()
+    assert not Candidates().fresh("def f(xs):\n    for x in xs:\n    a = x\n        b = x\n    return b\n")
+
+
+def test_a_called_name_that_holds_no_function_gets_the_builtin_meant():
+    """`bin` shadowed by the def's own name, then the call renamed: 'int' object is not callable."""
+    code = "def decimal_to_binary(n):\n    return n(n).replace('0b', '')\n"
+    hints = hints_from_feedback("TypeError: 'int' object is not callable (line 2)")
+    assert hints.not_callable
+    made = produced(code, hints)
+    assert "def decimal_to_binary(n):\n    return bin(n).replace('0b', '')\n" in made["not_callable"]
+    assert "not_callable" not in produced(code)  # only where the error says so
+    # a function the code defines is called as meant: its calls are left alone
+    code = "def g(x):\n    return x\n\n\ndef f(n):\n    return g(n)(1)\n"
+    assert not any("return len(n)" in c for c in produced(code, hints).get("not_callable", ()))

@@ -61,6 +61,7 @@ class EvalConfig:
     line_samples: int = RepairConfig.line_samples  # rewrites per line
     free_samples: int = RepairConfig.free_samples  # lines rewritten / added where the model chooses, each
     line_states: int = RepairConfig.line_states  # chain states whose lines the model rewrites too
+    chains_first_s: float = RepairConfig.chains_first_s  # seconds of edit chains before the model's first turn
     limit: int = 0  # first N tasks only (after --skip)
     skip: int = 0  # leave out the first N tasks: a second sample of a set, disjoint from the first
     seed: int = 0
@@ -114,7 +115,7 @@ def repair_config(cfg: EvalConfig) -> RepairConfig:
     rcfg = RepairConfig(runs=cfg.runs, seconds=cfg.seconds, proposers=tuple(dict.fromkeys(names)), episodes=cfg.k,
                         max_turns=cfg.max_turns, greedy_turns=cfg.greedy_turns, add_lines=cfg.add_lines,
                         top_lines=cfg.top_lines, line_samples=cfg.line_samples, line_states=cfg.line_states,
-                        free_samples=cfg.free_samples,
+                        free_samples=cfg.free_samples, chains_first_s=cfg.chains_first_s,
                         temperature=cfg.temperature, redraws=cfg.redraws,
                         stop_at_fix=not cfg.all_episodes, restart=cfg.restart)
     rcfg.check()

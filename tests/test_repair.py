@@ -223,6 +223,28 @@ def test_line_proposals_also_rewrite_chain_states_lines_scripted_policy(verifier
     assert seen == [1, 3]
 
 
+def test_the_searchs_chains_come_before_the_model_scripted_policy(verifier):
+    """`chains_first_s`: a two-edit fix the search's chains find in a moment is found before the
+    model is asked anything; with no time for chains first, the model is asked before it."""
+    class Lines:  # an in-process stand-in for a model: records that it was asked
+        def __init__(self):
+            self.asked = 0
+
+        def complete(self, messages, prefix, n, temperature=0.7):
+            self.asked += 1
+            return []
+
+    task = Task("t", "def f(x):\n    y = x - 1\n    return y * 3\n",
+                "assert f(0) == 0\nassert f(1) == 2\nassert f(2) == 4")
+    asked = []
+    for first in (2.0, 0.0):
+        model = Lines()
+        res = run(task, verifier, RepairConfig(proposers=("search", "lines"), chains_first_s=first), model=model)
+        assert res.status == "fixed" and res.proposer.startswith("search·")
+        asked.append(model.asked)
+    assert asked[0] == 0 and asked[1] > 0
+
+
 def test_the_search_leaves_the_sampled_episodes_their_turns_scripted_policy(verifier, tmp_path):
     """A bug the search cannot fix, with edits enough to spend any budget: the search stops short
     of the sampled episodes' share (2 episodes x 4 turns of 60 runs), and they all play."""

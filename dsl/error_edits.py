@@ -50,6 +50,14 @@ def swap(line: str, a: int, b: int, new: str) -> str:
     return (raw[:a] + new.encode() + raw[b:]).decode()
 
 
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def defined_names(tree: ast.Module) -> set[str]:
+    """The functions and classes the code defines, anywhere in it."""
+    return {d.name for d in ast.walk(tree) if isinstance(d, _DEFS)}
+
+
 def renames_to_undefined(state: EditorState, tree: ast.Module, hints: Hints):
     """(line, new line) that give a name the error calls undefined to a binding that was meant to
     be it, wherever that binding is (it is seldom where the error is raised):
@@ -58,11 +66,10 @@ def renames_to_undefined(state: EditorState, tree: ast.Module, hints: Hints):
     - an assignment target or parameter close to a name read before any assignment (`ttal = 1`
       with `total` undefined)."""
     bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    defs = [d for d in tree.body if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    defined = {d.name for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                    ast.ClassDef))}
+    defs = [d for d in tree.body if isinstance(d, _DEFS)]
+    defined = defined_names(tree)
     called = sorted(w for w in hints.undefined if w not in defined and w not in bound)
-    for d in (x for x in ast.walk(tree) if isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))):
+    for d in (x for x in ast.walk(tree) if isinstance(x, _DEFS)):
         for wanted in called:
             alone = len(defs) == 1 and d is defs[0] and len(called) == 1
             if alone or difflib.get_close_matches(d.name, [wanted], n=1, cutoff=0.75):

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from .audit import parse_python
 from .commands import Command, line_edit
-from .error_edits import Hints, hints_from_feedback, imports, renames_to_undefined, targeted_edits
+from .error_edits import Hints, defined_names, hints_from_feedback, imports, renames_to_undefined, targeted_edits
 from .error_edits import swap as _swap
 from .mutation_tables import (BINOP_GROUPS, BINOP_TEXT, COMPARE_TEXT, FAMILIES, NEGATED, NON_COMMUTATIVE,
                               STDLIB_MODULES, alternatives)
@@ -328,7 +328,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
             child._coedit_parent = parent
     names, attrs = _names(tree)
     known = sorted(set(names) | set(dir(builtins)) | set(STDLIB_MODULES))
-    defined = {d.name for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    defined = defined_names(tree)
     for n, new in renames_to_undefined(state, tree, hints):
         if new != state.lines[n - 1]:
             out.append(Mutation(line_edit(n, state.lines[n - 1], new), "undefined_name", n))

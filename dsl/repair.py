@@ -291,7 +291,8 @@ class Repair:
         steps: list[Callable[[], None]] = []
         if "search" in p:
             steps += [self.search_syntax, lambda: self.search_singles(self.cfg.search_first, self.cfg.search_first_s),
-                      lambda: self.search_chains(self.cfg.runs - self.cfg.search_first, self.cfg.chains_first_s, False)]
+                      lambda: self.search_chains(keep=self.cfg.runs - self.cfg.search_first,
+                                                 seconds=self.cfg.chains_first_s, lines=False)]
         if use_model and "lines" in p:
             steps.append(self.line_proposals)
         if use_model and "episodes" in p:

@@ -55,6 +55,11 @@ TIERS = (("undefined_name", "attribute_typo", "missing_import", "not_callable", 
           "augassign", "binop", "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
 
+def _hints(r: VerifyResult):
+    """What a run's feedback and test messages say went wrong (names undefined, attributes missing)."""
+    return hints_from_feedback(r.feedback + "\n" + "\n".join(t.message for t in r.tests))
+
+
 class _Stop(Exception):
     """Budget spent, cancelled, or (stop_at_fix) a fix found: unwinds to `Repair.run`."""
 
@@ -76,6 +81,7 @@ class Repair:
         self.episodes: list[Trajectory] = []
         self.at: dict[str, float] = {}
         self.seen, self.start_fitness, self.start_reach = Candidates(task.code), 0, 0  # the last two: the start's run
+        self.start_undefined: set[str] = set()  # names the start's errors call undefined
         self.turn_s = self.line_s = 0.0  # the model's last turn / line rewrites took: the next one's guard
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
         self.lines_done: set[str] = set()  # states the model has written lines for
@@ -104,8 +110,10 @@ class Repair:
                 self.fix = (code, proposer, commands)
                 self.at = {"runs": self.runs, "seconds": round(self.elapsed(), 2)}
                 self.on_event(f"{proposer} found a fix · {r.tests_passed}/{r.tests_total} tests pass")
-        elif len(commands) < self.cfg.depth and (f > self.start_fitness or (
-                f == self.start_fitness and reach(r) > self.start_reach)):
+        elif len(commands) < self.cfg.depth and (f > self.start_fitness or f == self.start_fitness and (
+                reach(r) > self.start_reach or _hints(r).undefined - self.start_undefined)):
+            # (a name the error calls undefined that the start's did not: `amth` -> `math` is half of
+            # a fix whose other half, the import, only the new error asks for)
             # states that pass more tests first; then those that behave as no state before did (most
             # edits change nothing the tests see); then, at the start's fitness, errors from later lines
             heapq.heappush(self.frontier, (-f, not novel, -reach(r), self.runs, code, commands,
@@ -124,8 +132,7 @@ class Repair:
     def _singles(self, code: str, order: list[int], result: VerifyResult):
         """Single edits of `code` at the lines in `order`: line by line ("line", TBar's way), or family
         by family across them ("family": cheap families first; bench/search_order.py measures both)."""
-        hints = hints_from_feedback(result.feedback + "\n" + "\n".join(t.message for t in result.tests))
-        ms = mutations(code, order, hints)
+        ms = mutations(code, order, _hints(result))
         if self.cfg.order == "line":
             yield from ms
             return
@@ -283,7 +290,8 @@ class Repair:
         elif first.coverage is not None and len(first.coverage) == len(first.tests):
             spec = Spectrum([(t.status == "pass", set(lines)) for t, lines in zip(first.tests, first.coverage)
                              if t.status != "not run"], 0)  # a skipped test ran nothing
-        hints = hints_from_feedback(first.feedback + "\n" + "\n".join(t.message for t in first.tests))
+        hints = _hints(first)
+        self.start_undefined = hints.undefined
         self.ranking = rank(self.task.code, spec, first, hints.undefined)
         self.singles = iter(self._singles(self.task.code, [n for n, _ in self.ranking], first))
         p = self.cfg.proposers

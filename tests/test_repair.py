@@ -103,6 +103,18 @@ def test_chains_expand_states_that_behave_anew_before_lookalikes(verifier):
     assert sorted(res.commands) == ["ADDL 7 >>>    return num", "DELL 3", "REPW 5 >>>2 >>>1"]
 
 
+def test_a_chain_goes_on_from_an_edit_whose_error_names_another_undefined_name(verifier):
+    """`amth` -> `math` passes no more tests and the error comes from the same line, but it now
+    names `math`, which the import answers; then the lost `return`. Without following the new
+    name, the three edits are never chained (MBPP's `tn_gp`)."""
+    task = Task("t", "def tn_gp(a, n, r):\n  tn = a * (amth.pow(r, n - 1))\n",
+                "assert tn_gp(1, 5, 2) == 16\nassert tn_gp(1, 5, 4) == 256\nassert tn_gp(2, 6, 3) == 486")
+    res = run(task, verifier)
+    assert res.status == "fixed" and res.proposer == "search·3" and res.final.passed
+    assert sorted(res.commands) == ["ADDL 1 >>>import math", "ADDL 3 >>>  return tn",
+                                    "REPL 2 >>>  tn = a * (math.pow(r, n - 1))"]
+
+
 def test_a_passing_edit_the_audit_flags_is_never_offered(verifier):
     """Deleting the guard makes the tests pass by exiting early; the audit rejects it."""
     task = Task("t", "import sys\ndef f(x):\n    return x\nsys.exit(0) if False else None\n",

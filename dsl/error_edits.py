@@ -12,6 +12,9 @@ they are tried before the blind families:
     attribute_typo  an attribute the error says does not exist -> the closest attribute of that type
     not_callable    a name called that holds no function (`'int' object is not callable`: a builtin
                     shadowed, or the call's name swapped for a variable) -> a builtin of that shape
+    initialize      a local read before any assignment (`total += x` with no `total = 0`: the
+                    initialization lost) -> `name = <start value>` before the statement that first
+                    reads it, and at the top of the function; the value its use suggests first
 """
 from __future__ import annotations
 
@@ -122,6 +125,46 @@ def targeted_edits(line: str, nodes: list[ast.AST], known: list[str], hints: Hin
                     end = node.end_col_offset
                     for new in difflib.get_close_matches(attr, TYPE_ATTRS.get(kind, []), n=3, cutoff=0.6):
                         yield "attribute_typo", swap(line, end - len(attr.encode()), end, new)
+
+
+# start values, most likely first per use: a product starts at 1, a sum at 0, a collection empty
+_STARTS = ("0", "1", "[]", "''", "{}", "set()")
+_STARTS_BY_METHOD = {"append": "[]", "extend": "[]", "insert": "[]", "pop": "[]", "add": "set()",
+                     "update": "{}", "get": "{}", "items": "{}", "keys": "{}", "values": "{}"}
+
+
+def _start_values(fn: ast.AST, name: str) -> list[str]:
+    """The values `name` may have started with, the one its uses suggest first."""
+    first = []
+    for node in ast.walk(fn):
+        op = node.op if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and \
+            node.target.id == name else None
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp) and \
+                isinstance(node.value.left, ast.Name) and node.value.left.id == name:
+            op = node.value.op  # total = total * x
+        if op is not None:
+            first.append("1" if isinstance(op, (ast.Mult, ast.Div, ast.FloorDiv, ast.Pow)) else "0")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
+            first += [_STARTS_BY_METHOD[node.attr]] if node.attr in _STARTS_BY_METHOD else []
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name and \
+                isinstance(node.ctx, ast.Store):
+            first.append("{}")
+    return list(dict.fromkeys(first + list(_STARTS)))
+
+
+def initializations(state: EditorState, tree: ast.Module, hints: Hints):
+    """(line, command): `name = <value>` for a local the error says is read before assignment, as
+    the line before the function-level statement that first uses it and as the function's first line."""
+    for fn in (f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        stored = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        params = {a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs}
+        for name in sorted((hints.undefined & stored) - params):
+            uses = [s for s in fn.body if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(s))]
+            at = list(dict.fromkeys([uses[0].lineno, fn.body[0].lineno])) if uses else []
+            for n in at:
+                indent = state.lines[n - 1][: len(state.lines[n - 1]) - len(state.lines[n - 1].lstrip())]
+                for value in _start_values(fn, name):
+                    yield n, Command("ADDL", n, f"{indent}{name} = {value}")
 
 
 def imports(hints: Hints):

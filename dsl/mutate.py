@@ -10,9 +10,9 @@ repair tools use (TBar's templates, PraPR's mutators, GenProg's statement edits)
 bug kinds ManySStuBs4J counts most often (changed identifier, wrong function name, changed
 literal, changed operator, swapped arguments, more/less specific condition):
 
-    undefined_name, missing_import, attribute_typo, not_callable: what the error message names
-                    (dsl/error_edits.py: misspelt names, defs and assignments; imports; attributes;
-                    a called name that holds no function)
+    undefined_name, missing_import, attribute_typo, not_callable, initialize: what the error
+                    message names (dsl/error_edits.py: misspelt names, defs and assignments; imports;
+                    attributes; a called name that holds no function; a lost `total = 0`)
     compare         < <= > >= == != swapped; `is`/`is not`, `in`/`not in` negated
     binop           arithmetic (+ - * / // % **) and bitwise (& | ^ << >>) swapped within their group
     augassign       the same for `+=`, `-=`, ...
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 from .audit import parse_python
 from .commands import Command, line_edit
-from .error_edits import Hints, defined_names, hints_from_feedback, imports, renames_to_undefined, targeted_edits
+from .error_edits import (Hints, defined_names, hints_from_feedback, imports, initializations, renames_to_undefined,
+                          targeted_edits)
 from .error_edits import swap as _swap
 from .mutation_tables import (BINOP_GROUPS, BINOP_TEXT, COMPARE_TEXT, FAMILIES, NEGATED, NON_COMMUTATIVE,
                               STDLIB_MODULES, alternatives)
@@ -332,6 +333,7 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
     for n, new in renames_to_undefined(state, tree, hints):
         if new != state.lines[n - 1]:
             out.append(Mutation(line_edit(n, state.lines[n - 1], new), "undefined_name", n))
+    out += [Mutation(cmd, "initialize", n) for n, cmd in initializations(state, tree, hints)]
     returns = {}
     for n, cmd in _missing_returns(state, tree, lines):
         returns.setdefault(n, []).append(Mutation(cmd, "statement", n))
@@ -353,5 +355,5 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
 
 
 # within a line: what the error names first, then families with few candidates per site
-ORDER = ("undefined_name", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare", "augassign",
+ORDER = ("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare", "augassign",
          "binop", "constant", "bounds", "call", "operand", "statement", "name")

@@ -51,7 +51,7 @@ from .syntax_fix import syntax_fixes
 from .tasks import Task
 from .verifier import VerifyResult
 
-TIERS = (("undefined_name", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare",
+TIERS = (("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare",
           "augassign", "binop", "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
 

@@ -179,3 +179,22 @@ def test_a_called_name_that_holds_no_function_gets_the_builtin_meant():
     # a function the code defines is called as meant: its calls are left alone
     code = "def g(x):\n    return x\n\n\ndef f(n):\n    return g(n)(1)\n"
     assert not any("return len(n)" in c for c in produced(code, hints).get("not_callable", ()))
+
+
+def test_a_local_read_before_assignment_gets_the_initialization_it_lost():
+    """`prod = prod * x` with no `prod = 1`: the start value its use suggests comes first, placed
+    before the statement that first uses the name and at the top of the function."""
+    code = "def f(xs):\n    xs.sort()\n    for x in xs:\n        prod = prod * x\n    return prod\n"
+    hints = hints_from_feedback("UnboundLocalError: cannot access local variable 'prod' where it is not "
+                                "associated with a value (line 4)")
+    ms = [m for m in mutations(code, hints=hints) if m.operator == "initialize"]
+    assert str(ms[0].command) == "ADDL 3 >>>    prod = 1"
+    made = produced(code, hints)["initialize"]
+    assert "def f(xs):\n    prod = 1\n    xs.sort()\n    for x in xs:\n        prod = prod * x\n    return prod\n" in made
+    # a list that is appended to starts empty; a parameter or a name the error does not name: nothing
+    code = "def f(xs):\n    for x in xs:\n        out.append(x)\n        out = out\n    return out\n"
+    ms = [m for m in mutations(code, hints=hints_from_feedback("local variable 'out' referenced before assignment"))
+          if m.operator == "initialize"]
+    assert str(ms[0].command) == "ADDL 2 >>>    out = []"
+    assert not [m for m in mutations(code, hints=hints_from_feedback("name 'xs' is not defined"))
+                if m.operator == "initialize"]

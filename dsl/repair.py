@@ -82,7 +82,7 @@ class Repair:
         self.at: dict[str, float] = {}
         self.seen, self.start_fitness, self.start_reach = Candidates(task.code), 0, 0  # the last two: the start's run
         self.start_undefined: set[str] = set()  # names the start's errors call undefined
-        self.turn_s = self.line_s = 0.0  # the model's last turn / line rewrites took: the next one's guard
+        self.turn_s = self.line_s = 0.0  # the model's last turn / one of its last line rewrites took: the guards
         self.behaviours: set[tuple] = set()  # what the tests saw of each state checked (novel)
         self.lines_done: set[str] = set()  # states the model has written lines for
 
@@ -201,12 +201,14 @@ class Repair:
         starts += [(op, f"{op} at a line it picks", self.cfg.free_samples) for op in ("REPL", "ADDL")
                    if self.cfg.free_samples]
         for prefix, where, n in starts:
-            if self.over() or self.elapsed() + self.line_s > self.cfg.seconds:
+            # guarded per sample, not per call: 8 free samples after a call of 4 ran MBPP tasks to
+            # 31-32 s of a 30 s budget on a machine that decodes at 25 ms a token
+            if self.over() or self.elapsed() + 1.2 * self.line_s * n > self.cfg.seconds:
                 raise _Stop()
             self.on_event(f"model · {where} · {n} rewrites")
             t = time.monotonic()
             texts = self.model.complete(messages, prefix, n, self.cfg.temperature)
-            self.line_s = time.monotonic() - t
+            self.line_s = (time.monotonic() - t) / max(n, 1)  # seconds per sample
             for text in dict.fromkeys(texts):
                 cmd = parse(text)
                 if isinstance(cmd, ParseError):

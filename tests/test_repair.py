@@ -304,9 +304,23 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
 
     task = Task("t", "def f(x):\n    a = x\n    b = a\n    c = b\n    return c\n", "assert f(1) == 'one'")
     check = TaskCheck(task, verifier)
-    res = repair(task, check, RepairConfig(proposers=("lines",), seconds=2.5, top_lines=4), model=SlowLines(),
-                 run_tests=check.tests)
+    res = repair(task, check, RepairConfig(proposers=("lines",), seconds=2.5, top_lines=4, line_samples=1,
+                                           add_lines=0, free_samples=0), model=SlowLines(), run_tests=check.tests)
     assert res.status == "not_fixed" and SlowLines.calls == 2 and res.seconds < 2.5
+
+    class SlowSamples:  # each sample takes 0.25 s: a call for 4 samples, 1 s; for 8, 2 s
+        calls = 0
+
+        def complete(self, messages, prefix, n, temperature=0.7):
+            SlowSamples.calls += 1
+            clock.sleep(0.25 * n)
+            return [f"{prefix}    a = {SlowSamples.calls}"]
+
+    # two lines' 4 samples each (1 s a call) fit a 3.5 s budget, and the 8 free samples (2 s more) do
+    # not: judged by the last call's 1 s alone, they were begun at 2 s and ended past it
+    res = repair(task, check, RepairConfig(proposers=("lines",), seconds=3.5, top_lines=2, add_lines=0,
+                                           line_samples=4, free_samples=8), model=SlowSamples(), run_tests=check.tests)
+    assert res.status == "not_fixed" and SlowSamples.calls == 2 and res.seconds < 3.5
 
 
 def test_a_model_that_could_not_read_the_code_in_time_is_not_asked_slow_scripted_policy(verifier):

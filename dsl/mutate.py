@@ -355,5 +355,5 @@ def mutations(code: str, lines: list[int] | None = None, hints: Hints | None = N
 
 
 # within a line: what the error names first, then families with few candidates per site
-ORDER = ("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare", "augassign",
-         "binop", "constant", "bounds", "call", "operand", "statement", "name")
+ORDER = ("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not",
+         "compare", "augassign", "binop", "constant", "bounds", "call", "operand", "statement", "name")

@@ -51,8 +51,8 @@ from .syntax_fix import syntax_fixes
 from .tasks import Task
 from .verifier import VerifyResult
 
-TIERS = (("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not", "compare",
-          "augassign", "binop", "constant"), ("bounds", "call", "operand", "statement"), ("name",))
+TIERS = (("undefined_name", "initialize", "attribute_typo", "missing_import", "not_callable", "boolop", "not",
+          "compare", "augassign", "binop", "constant"), ("bounds", "call", "operand", "statement"), ("name",))
 
 
 def _hints(r: VerifyResult):

@@ -80,13 +80,14 @@ def test_two_bugs_are_fixed_by_a_chain_guided_by_tests_passing(verifier):
 
 
 def test_a_chain_goes_on_from_an_edit_whose_error_comes_from_a_later_line(verifier):
-    """Neither edit alone passes a test: deleting line 2 only moves the error to line 4 (`ct`).
-    The state whose error comes later is expanded, and its own edit finishes the fix."""
-    task = Task("t", "def f(n):\n    p *= R\n    cnt = 0\n    ct += n\n    return cnt\n",
+    """Neither edit alone passes a test: mending line 2 (`R` undefined) only moves the error to
+    line 4 (`ct`). The state whose error comes later is expanded, and its own edit finishes the fix.
+    (A stray `p *= R` now gets `p = 1` from the lost-initialization family first.)"""
+    task = Task("t", "def f(n):\n    print(R)\n    cnt = 0\n    ct += n\n    return cnt\n",
                 "assert f(2) == 2\nassert f(3) == 3")
     res = run(task, verifier)
     assert res.status == "fixed" and res.proposer == "search·2" and res.final.passed
-    assert res.code == "def f(n):\n    cnt = 0\n    cnt += n\n    return cnt\n"
+    assert "REPW 4 >>>ct >>>cnt" in res.commands and "    cnt += n" in res.code.splitlines()
 
 
 def test_chains_expand_states_that_behave_anew_before_lookalikes(verifier):

@@ -105,9 +105,8 @@ def test_chains_expand_states_that_behave_anew_before_lookalikes(verifier):
 
 
 def test_a_chain_goes_on_from_an_edit_whose_error_names_another_undefined_name(verifier):
-    """`amth` -> `math` passes no more tests and the error comes from the same line, but it now
-    names `math`, which the import answers; then the lost `return`. Without following the new
-    name, the three edits are never chained (MBPP's `tn_gp`)."""
+    """`amth` -> `math` passes no more and raises from the same line, but now names `math`, which
+    the import answers; then the lost `return` (MBPP's `tn_gp`: not chained before)."""
     task = Task("t", "def tn_gp(a, n, r):\n  tn = a * (amth.pow(r, n - 1))\n",
                 "assert tn_gp(1, 5, 2) == 16\nassert tn_gp(1, 5, 4) == 256\nassert tn_gp(2, 6, 3) == 486")
     res = run(task, verifier)
@@ -317,8 +316,7 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
             clock.sleep(0.25 * n)
             return [f"{prefix}    a = {SlowSamples.calls}"]
 
-    # two lines' 4 samples each (1 s a call) fit a 3.5 s budget, and the 8 free samples (2 s more) do
-    # not: judged by the last call's 1 s alone, they were begun at 2 s and ended past it
+    # two lines' 4 samples (1 s a call) fit 3.5 s, 8 free samples (2 s more) do not: judged by the last call alone, they began
     res = repair(task, check, RepairConfig(proposers=("lines",), seconds=3.5, top_lines=2, add_lines=0,
                                            line_samples=4, free_samples=8), model=SlowSamples(), run_tests=check.tests)
     assert res.status == "not_fixed" and SlowSamples.calls == 2 and res.seconds < 3.5

@@ -47,6 +47,11 @@ def hints_from_feedback(text: str) -> Hints:
     return h
 
 
+def indent_of(text: str) -> str:
+    """The leading whitespace of a line."""
+    return text[: len(text) - len(text.lstrip())]
+
+
 def swap(line: str, a: int, b: int, new: str) -> str:
     """`line` with UTF-8 byte columns a..b (ast's offsets) replaced by `new`."""
     raw = line.encode()
@@ -162,9 +167,8 @@ def initializations(state: EditorState, tree: ast.Module, hints: Hints):
             uses = [s for s in fn.body if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(s))]
             at = list(dict.fromkeys([uses[0].lineno, fn.body[0].lineno])) if uses else []
             for n in at:
-                indent = state.lines[n - 1][: len(state.lines[n - 1]) - len(state.lines[n - 1].lstrip())]
                 for value in _start_values(fn, name):
-                    yield n, Command("ADDL", n, f"{indent}{name} = {value}")
+                    yield n, Command("ADDL", n, f"{indent_of(state.lines[n - 1])}{name} = {value}")
 
 
 def imports(hints: Hints):

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 from .audit import parse_python
 from .commands import Command, line_edit
-from .error_edits import (Hints, defined_names, hints_from_feedback, imports, initializations, renames_to_undefined,
-                          targeted_edits)
+from .error_edits import (Hints, defined_names, hints_from_feedback, imports, indent_of, initializations,
+                          renames_to_undefined, targeted_edits)
 from .error_edits import swap as _swap
 from .mutation_tables import (BINOP_GROUPS, BINOP_TEXT, COMPARE_TEXT, FAMILIES, NEGATED, NON_COMMUTATIVE,
                               STDLIB_MODULES, alternatives)
@@ -250,11 +250,6 @@ def _call_edits(line: str, node: ast.Call):
             for new in family:
                 if new != fname:
                     yield "call", _swap(line, end - len(fname.encode()), end, new)
-
-
-def indent_of(text: str) -> str:
-    """The leading whitespace of a line."""
-    return text[: len(text) - len(text.lstrip())]
 
 
 def _statement_edits(state: EditorState, tree: ast.Module, n: int):

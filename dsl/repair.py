@@ -60,6 +60,29 @@ def _hints(r: VerifyResult):
     return hints_from_feedback(r.feedback + "\n" + "\n".join(t.message for t in r.tests))
 
 
+def complete_each(model, messages: list[dict[str, str]], asks: list[tuple[str, int]],
+                  temperature: float) -> list[list[str]]:
+    """The model's replies for each (forced start, n) of `asks`: in one call where the model takes
+    them together (`complete_each`: the llama.cpp backend decodes them side by side), else one
+    `complete` per ask."""
+    each = getattr(model, "complete_each", None)
+    if each is not None:
+        return each(messages, asks, temperature)
+    return [model.complete(messages, prefix, n, temperature) for prefix, n in asks]
+
+
+def _batches(starts: list[tuple[str, str, int]], size: int) -> list[list[tuple[str, str, int]]]:
+    """`starts` (prefix, where, n) in order, in groups of at most `size` samples (an ask larger
+    than `size` alone): one model call each, decoded side by side."""
+    out: list[list[tuple[str, str, int]]] = []
+    for start in starts:
+        if out and sum(n for *_, n in out[-1]) + start[2] <= size:
+            out[-1].append(start)
+        else:
+            out.append([start])
+    return out
+
+
 class _Stop(Exception):
     """Budget spent, cancelled, or (stop_at_fix) a fix found: unwinds to `Repair.run`."""
 
@@ -200,16 +223,18 @@ class Repair:
         # and lines the model places itself: a lost line's place is often no suspect line's neighbour
         starts += [(op, f"{op} at a line it picks", self.cfg.free_samples) for op in ("REPL", "ADDL")
                    if self.cfg.free_samples]
-        for prefix, where, n in starts:
+        # a model that takes asks together decodes them side by side; one that does not, one by one
+        for batch in _batches(starts, self.cfg.line_batch if hasattr(self.model, "complete_each") else 1):
+            total = sum(n for *_, n in batch)
             # guarded per sample, not per call: 8 free samples after a call of 4 ran MBPP tasks to
             # 31-32 s of a 30 s budget on a machine that decodes at 25 ms a token
-            if self.over() or self.elapsed() + 1.2 * self.line_s * n > self.cfg.seconds:
+            if self.over() or self.elapsed() + 1.2 * self.line_s * total > self.cfg.seconds:
                 raise _Stop()
-            self.on_event(f"model · {where} · {n} rewrites")
+            self.on_event(f"model · {', '.join(where for _, where, _ in batch)} · {total} rewrites")
             t = time.monotonic()
-            texts = self.model.complete(messages, prefix, n, self.cfg.temperature)
-            self.line_s = (time.monotonic() - t) / max(n, 1)  # seconds per sample
-            for text in dict.fromkeys(texts):
+            replies = complete_each(self.model, messages, [(prefix, n) for prefix, _, n in batch], self.cfg.temperature)
+            self.line_s = (time.monotonic() - t) / max(total, 1)  # seconds per sample
+            for text in dict.fromkeys(text for texts in replies for text in texts):
                 cmd = parse(text)
                 if isinstance(cmd, ParseError):
                     continue

@@ -26,6 +26,7 @@ class RepairConfig:
     add_lines: int = 2  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)
     line_states: int = 6  # chain states, besides the furthest, whose top lines the model rewrites too
     line_samples: int = 4  # rewrites per line
+    line_batch: int = 16  # line samples asked of the model in one call (decoded side by side: llama_batch.py)
     free_samples: int = 8  # lines the model rewrites / adds where it chooses (`REPL` / `ADDL` forced), each
     episodes: int = 8  # model episodes at most (the first greedy); loops end early, the wall budget binds
     max_turns: int = 10
@@ -42,8 +43,8 @@ class RepairConfig:
         unknown = set(self.proposers) - set(PROPOSERS)
         if unknown or not self.proposers:
             raise ValueError(f"unknown proposers {sorted(unknown)}; choose from {', '.join(PROPOSERS)}")
-        if self.runs < 1 or self.seconds <= 0 or self.episodes < 1 or self.max_turns < 1:
-            raise ValueError("runs, seconds, episodes (--k) and max_turns must be positive")
+        if self.runs < 1 or self.seconds <= 0 or self.episodes < 1 or self.max_turns < 1 or self.line_batch < 1:
+            raise ValueError("runs, seconds, episodes (--k), max_turns and line_batch must be positive")
         if self.restart not in RESTARTS:
             raise ValueError(f"restart must be best or fresh, not {self.restart!r}")
 

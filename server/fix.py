@@ -107,6 +107,9 @@ class LazyModel:
     def complete(self, messages, prefix, n, temperature=0.7):
         return self._get().complete(messages, prefix, n, temperature)
 
+    def complete_each(self, messages, asks, temperature=0.7):
+        return self._get().complete_each(messages, asks, temperature)
+
 
 def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Options, models: ModelCache, *,
             end_line: int | None = None, on_event: Callable[[str], None] = lambda s: None,

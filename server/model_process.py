@@ -99,6 +99,12 @@ class ModelProcess:
         return self._ask({"op": "complete", "messages": messages, "prefix": prefix, "n": n,
                           "temperature": temperature})["texts"]
 
+    def complete_each(self, messages: list[dict[str, str]], asks: list[tuple[str, int]],
+                      temperature: float = 0.7) -> list[list[str]]:
+        """`complete` for each (prefix, n) of `asks`, in one request (the backend decodes them side by side)."""
+        return self._ask({"op": "complete_each", "messages": messages, "asks": asks,
+                          "temperature": temperature})["texts"]
+
     def read_seconds(self, messages: list[dict[str, str]]) -> float:
         """About how long the model would read `messages` before replying (0: it cannot tell)."""
         return self._ask({"op": "read_seconds", "messages": messages})["seconds"]
@@ -169,6 +175,8 @@ class ModelProcess:
 
 def _serve(requests, answer) -> None:
     """The worker's loop: a backend, then one answer per request until the input ends."""
+    from dsl.repair import complete_each
+
     from .backends import load_backend
     backend = None
     for line in requests:
@@ -186,6 +194,9 @@ def _serve(requests, answer) -> None:
                 complete = getattr(backend, "complete", None)
                 out = {"texts": complete(request["messages"], request["prefix"], request["n"], request["temperature"])
                        if complete else []}
+            elif op == "complete_each":
+                out = {"texts": complete_each(backend, request["messages"], [tuple(a) for a in request["asks"]],
+                                              request["temperature"])}
             elif op == "read_seconds":
                 read = getattr(backend, "read_seconds", None)
                 out = {"seconds": read(request["messages"]) if read else 0.0}

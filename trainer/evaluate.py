@@ -60,6 +60,7 @@ class EvalConfig:
     top_lines: int = RepairConfig.top_lines  # lines the model rewrites (line proposals)
     line_samples: int = RepairConfig.line_samples  # rewrites per line
     free_samples: int = RepairConfig.free_samples  # lines rewritten / added where the model chooses, each
+    line_batch: int = RepairConfig.line_batch  # line samples asked of the model at once (decoded side by side)
     line_states: int = RepairConfig.line_states  # chain states whose lines the model rewrites too
     chains_first_s: float = RepairConfig.chains_first_s  # seconds of edit chains before the model's first turn
     limit: int = 0  # first N tasks only (after --skip)
@@ -75,6 +76,7 @@ class EvalConfig:
     runs: int = 400  # test runs per task (the engine's budget)
     seconds: float = 30.0  # wall clock per task
     all_episodes: bool = False  # play all k model episodes even after a fix (the model's pass@k)
+    one_at_a_time: bool = False  # a GGUF's line proposals decoded one after another, not side by side
 
 
 class ServedModel:
@@ -92,7 +94,8 @@ class ServedModel:
         self.close()
         cfg = self.cfg
         self.model = ModelProcess(cfg.model, temperature=0.0, top_p=cfg.top_p, min_p=cfg.min_p, threads=cfg.threads,
-                                  seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar)
+                                  seed=cfg.seed, mode=cfg.mode, grammar=cfg.grammar,
+                                  **({"parallel": False} if cfg.one_at_a_time else {}))
 
     def tokens(self) -> int:
         return self._tokens + (self.model.generated_tokens if self.model else 0)
@@ -115,7 +118,7 @@ def repair_config(cfg: EvalConfig) -> RepairConfig:
     rcfg = RepairConfig(runs=cfg.runs, seconds=cfg.seconds, proposers=tuple(dict.fromkeys(names)), episodes=cfg.k,
                         max_turns=cfg.max_turns, greedy_turns=cfg.greedy_turns, add_lines=cfg.add_lines,
                         top_lines=cfg.top_lines, line_samples=cfg.line_samples, line_states=cfg.line_states,
-                        free_samples=cfg.free_samples, chains_first_s=cfg.chains_first_s,
+                        free_samples=cfg.free_samples, line_batch=cfg.line_batch, chains_first_s=cfg.chains_first_s,
                         temperature=cfg.temperature, redraws=cfg.redraws,
                         stop_at_fix=not cfg.all_episodes, restart=cfg.restart)
     rcfg.check()

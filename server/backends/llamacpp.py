@@ -38,7 +38,7 @@ class LlamaCppBackend:
     def __init__(self, path: str | Path, *, grammar: bool | str = True, temperature: float = 0.0, top_k: int = 40,
                  top_p: float = TOP_P, min_p: float = MIN_P, max_new_tokens: int = 128, seed: int = 0,
                  threads: int = 0, n_gpu_layers: int = 0, n_ctx: int = 0, mode: str = "coe", chat: str = "chatml",
-                 merge_lora: bool = True):
+                 merge_lora: bool = True, parallel: bool = True):
         try:
             from llama_cpp import LlamaGrammar
         except ImportError as e:
@@ -72,6 +72,7 @@ class LlamaCppBackend:
             raise ModelError(f"{path}: llama.cpp cannot load it ({e}); is it a GGUF model?") from e
         self.context = self.llm.n_ctx()  # n_ctx=0: the context the model was trained with
         self.fmt = TokenFormat(LlamaTokenizer(self.llm), FORMATS.get(chat, CHATML))
+        self._bytes = {} if _byte_level(self.llm) else None  # token -> its bytes (`_text`)
         self.grammar_mode = grammar_mode(grammar) if mode == "coe" else "off"
         self.grammar = (LlamaGrammar.from_string(canonical_gbnf(GRAMMAR_GBNF), verbose=False)
                         if self.grammar_mode != "off" else None)
@@ -85,15 +86,20 @@ class LlamaCppBackend:
         self.generated_tokens = 0
         self.overflows = 0  # replies not generated because the conversation outgrew the context
         self._lock = threading.Lock()  # jobs on two documents share one model: one generation at a time
+        self.parallel = parallel  # `complete` decodes its replies side by side (llama_batch.py)
+        self._parallel = None  # llama_batch.ParallelSampler
         self._scorer = None  # a second instance that keeps every position's logits, made on first use
         self.read_rate = 0.0  # prompt work read per second, measured on a prompt's own tokens (read_seconds)
         self._attention_scale: float | None = None  # attention's work per earlier position (_work)
 
     @staticmethod
     def _plain(**options):
-        """A `Llama` with no extra buffer types (server/llama_runtime.py: AMX crashed LoRA models)."""
+        """A `Llama` with no extra buffer types (server/llama_runtime.py: AMX crashed LoRA models), its
+        context open to several sequences (llama_batch.py: replies decoded side by side)."""
         from llama_cpp import Llama
-        with plain_cpu_buffers():
+
+        from .llama_batch import shared_sequences
+        with plain_cpu_buffers(), shared_sequences():
             return Llama(**options)
 
     def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
@@ -110,20 +116,49 @@ class LlamaCppBackend:
     def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
         """`n` replies that begin with `prefix` (e.g. `REPL 5 >>>`: the model rewrites line 5), the
         first greedy, the rest drawn at `temperature`; the code grammar holds for the whole reply."""
+        return self.complete_each(messages, [(prefix, n)], temperature)[0]
+
+    def complete_each(self, messages: list[dict[str, str]], asks: list[tuple[str, int]],
+                      temperature: float = 0.7) -> list[list[str]]:
+        """`complete` for each (prefix, n) of `asks`, all decoded side by side (llama_batch.py) where
+        they fit; one list of replies per ask, in order."""
         ids = self.fmt.prompt(messages)
         if overflows(self, ids) or self.grammar_mode != "code":
-            return []  # the syntax grammar (GBNF) cannot start mid-command
+            return [[] for _ in asks]  # the syntax grammar (GBNF) cannot start mid-command
         lines = lines_in_view(messages[-1]["content"])
-        if not can_extend(prefix, lines):  # e.g. a line the code does not have: no token could follow
-            return []
-        start = self.fmt.tok.encode(prefix)
-        out = []
+        # a line the code does not have, say, lets no token follow: nothing to draw
+        asks = [(prefix, n if can_extend(prefix, lines) else 0) for prefix, n in asks]
+        starts = [self.fmt.tok.encode(prefix) for prefix, _ in asks]
+        total, longest = sum(n for _, n in asks), max((len(s) for s in starts), default=0)
         with self._lock:
-            for i in range(n):
-                with at_temperature(self, 0.0 if i == 0 else temperature):
-                    self.llm.set_seed(self.rng.randrange(1, 2**31))
-                    out.append(self._generate(ids, lines, start))
-        return out
+            if self.parallel and total > 1 and self._sampler().fits(len(ids), total, reply_limit(self), longest):
+                import numpy as np
+                from .llama_batch import code_check
+                ends = {self.fmt.stop_ids[0], self.llm.token_eos()}
+                flat = [start for start, (_, n) in zip(starts, asks) for _ in range(n)]
+                temps = [0.0 if i == 0 else temperature for _, n in asks for i in range(n)]
+                replies = self._parallel.sample(
+                    ids, flat, temps, limit=reply_limit(self), top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
+                    allowed=code_check(self._text, lines, ends), stops=ends,
+                    rng=np.random.default_rng(self.rng.randrange(1, 2**31)))
+                self.generated_tokens += sum(len(r) - len(start) + 1 for r, start in zip(replies, flat))
+                texts = iter([self._text(r) for r in replies])
+                return [[next(texts) for _ in range(n)] for _, n in asks]
+            out = []
+            for start, (_, n) in zip(starts, asks):
+                out.append([])
+                for i in range(n):
+                    with at_temperature(self, 0.0 if i == 0 else temperature):
+                        self.llm.set_seed(self.rng.randrange(1, 2**31))
+                        out[-1].append(self._generate(ids, lines, start))
+            return out
+
+    def _sampler(self):
+        """The side-by-side sampler (over the model's own context), made on first use."""
+        if self._parallel is None:
+            from .llama_batch import ParallelSampler
+            self._parallel = ParallelSampler(self.llm)
+        return self._parallel
 
     def read_seconds(self, messages: list[dict[str, str]]) -> float:
         """About how long reading `messages` would take before the reply's first token: the tokens
@@ -206,7 +241,16 @@ class LlamaCppBackend:
         return self._text(out)
 
     def _text(self, ids: list[int]) -> str:
-        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+        """The reply's text. The grammar asks for it after every candidate token (30,000 times in 64
+        line samples), and a byte-level BPE vocabulary's tokens decode to bytes that simply follow
+        each other: each token's bytes are looked up once, not the whole reply detokenized again."""
+        if self._bytes is None:
+            return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+        pieces = self._bytes
+        for t in ids:
+            if t not in pieces:
+                pieces[t] = self.llm.detokenize([t])
+        return b"".join(pieces[t] for t in ids).decode("utf-8", errors="replace")
 
     def _code_filter(self, out: list[int], lines: list[str | None], stop: int):
         """A llama.cpp logits processor that leaves only tokens `dsl.can_extend` allows against the
@@ -236,3 +280,10 @@ class LlamaCppBackend:
             return masked
 
         return process
+
+
+def _byte_level(llm) -> bool:
+    """Whether the model's vocabulary is byte-level BPE (SmolLM2's, Qwen's), whose tokens' bytes
+    concatenate to the text's; SentencePiece's leading space does not."""
+    import llama_cpp
+    return llama_cpp.llama_vocab_type(llama_cpp.llama_model_get_vocab(llm.model)) == llama_cpp.LLAMA_VOCAB_TYPE_BPE

@@ -1,0 +1,172 @@
+"""`ParallelSampler`: several replies to one conversation decoded side by side, one llama.cpp batch
+per step, the conversation read once.
+
+The repair engine's line proposals ask for N rewrites of one line (`REPL 5 >>>` forced). Drawn one
+after another, each reply's tokens cost a forward pass of their own, and a 135M model's pass on
+2 cores is mostly fixed cost (reading the weights): a batch of 8 tokens, one per reply, costs far
+less than 8 passes (`python bench/parallel_sampling.py` measures the ratio). So every reply gets its
+own sequence in the model's llama.cpp context, whose cache the sequences share (`kv_unified`): the
+prompt is read once into sequence 0 (or found there, read for an earlier reply), copied to the
+others without any compute, and each step decodes one token for every reply still going.
+
+Sampling is done here, in Python, the way `LlamaCppBackend` has llama.cpp do it for one reply: the
+code grammar's filter over the best-ranked tokens (the best one when greedy, the best `top_k`
+otherwise), then top-p and min-p on their probabilities, then the temperature (sampling.py).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from itertools import islice
+
+import numpy as np
+
+from .grammar import grammar_allows
+from .sampling import HEAD, kept_by_cutoffs
+
+MAX_SEQUENCES = 16  # replies decoded side by side at most; more are drawn in further rounds
+
+
+@contextmanager
+def shared_sequences(n: int = MAX_SEQUENCES):
+    """While open, every `llama_cpp.Llama` made has a context for `n` sequences over one cache
+    (`kv_unified`), so that `ParallelSampler` can copy the prompt a reply was read for into the
+    others. `Llama.__init__` takes its context parameters from `llama_context_default_params()`
+    and does not expose these two; this wraps that one function, as `plain_cpu_buffers` does the
+    model's. One sequence decodes as fast in such a context (`bench/parallel_sampling.py`)."""
+    import llama_cpp.llama_cpp as lib
+    made = lib.llama_context_default_params
+
+    def params():
+        p = made()
+        p.n_seq_max, p.kv_unified = n, True
+        return p
+    lib.llama_context_default_params = params
+    try:
+        yield
+    finally:
+        lib.llama_context_default_params = made
+
+
+class ParallelSampler:
+    """Side-by-side replies in a `Llama`'s own context (made under `shared_sequences`): sequence 0
+    is the one llama-cpp-python reads prompts into, so a prompt read here is cached for the next
+    `generate` and the other way round."""
+
+    def __init__(self, llm, *, sequences: int = MAX_SEQUENCES):
+        from llama_cpp import _internals
+        self.llm, self.sequences = llm, min(sequences, llm.context_params.n_seq_max)
+        self.n_ctx, self.n_batch = llm.n_ctx(), llm.n_batch
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.n_vocab = llm.n_vocab()
+
+    def fits(self, prompt: int, n: int, limit: int, start: int) -> bool:
+        """Whether `n` replies of up to `limit` tokens (a `start`-token forced start included) after
+        a `prompt`-token conversation fit the cache, and a round's forced starts one batch."""
+        k = min(n, self.sequences)
+        return prompt + k * limit <= self.n_ctx and k * start <= self.n_batch
+
+    def sample(self, ids: list[int], starts: list[list[int]], temperatures: list[float], *, limit: int, top_k: int,
+               top_p: float, min_p: float, allowed, stops: set[int], rng: np.random.Generator) -> list[list[int]]:
+        """One reply (a token list, its forced start first, no stop token) per start, drawn at its
+        temperature (0: greedy), to the prompt `ids`. `allowed(out, tok)` is the grammar's check of
+        token `tok` after the reply so far `out`; `limit` counts the whole reply, start included."""
+        replies: list[list[int]] = []
+        for lo in range(0, len(starts), self.sequences):
+            replies += self._round(list(ids), starts[lo: lo + self.sequences], temperatures[lo: lo + self.sequences],
+                                   limit, top_k, top_p, min_p, allowed, stops, rng)
+        return replies
+
+    # -- one round: up to `sequences` replies side by side ----------------------------------------
+    def _round(self, prompt, starts, temps, limit, top_k, top_p, min_p, allowed, stops, rng) -> list[list[int]]:
+        k, n = len(starts), len(prompt)
+        last = self._read(prompt)
+        ctx = self.llm._ctx
+        for s in range(1, k):  # the other replies see the same prompt: their cells are sequence 0's
+            ctx.kv_cache_seq_cp(0, s, 0, n)
+        outs = [list(start) for start in starts]
+        try:
+            rows = self._decode([(s, list(start), n) for s, start in enumerate(starts) if start])
+            rows.update({s: last for s, start in enumerate(starts) if not start})
+            going = list(range(k))
+            while going:
+                step = []
+                for s in going:
+                    tok = self._pick(rows[s], outs[s], temps[s], top_k, top_p, min_p, allowed, rng)
+                    if tok is None or tok in stops:
+                        continue
+                    outs[s].append(tok)
+                    if len(outs[s]) < limit:
+                        step.append((s, [tok], n + len(outs[s]) - 1))
+                going = [s for s, *_ in step]
+                rows = self._decode(step)
+        finally:
+            for s in range(1, k):
+                ctx.kv_cache_seq_rm(s, -1, -1)
+            ctx.kv_cache_seq_rm(0, n, -1)  # sequence 0 keeps the prompt, as llama-cpp-python's records say
+            self.llm.n_tokens = n
+        return outs
+
+    def _decode(self, pieces: list[tuple[int, list[int], int]]) -> dict[int, np.ndarray]:
+        """One batch: each (sequence, tokens, position of the first) appended to its sequence; the
+        logits after each piece's last token, by sequence."""
+        if not pieces:
+            return {}
+        b, i, at = self.batch.batch, 0, {}
+        for s, toks, pos in pieces:
+            for j, tok in enumerate(toks):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos + j, 1, j == len(toks) - 1
+                b.seq_id[i][0] = s
+                i += 1
+            at[s] = i - 1
+        b.n_tokens = i
+        self.llm._ctx.decode(self.batch)
+        return {s: self._logits(j) for s, j in at.items()}
+
+    def _read(self, prompt: list[int]) -> np.ndarray:
+        """Sequence 0 holds `prompt`, read the way llama-cpp-python's `generate` reads one (what is
+        cached already is kept); the logits after its last token, which is always read again."""
+        llm = self.llm
+        llm.n_tokens = llm.longest_token_prefix(llm._input_ids, prompt[:-1])
+        llm.eval(prompt[llm.n_tokens:])
+        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,)).copy()
+
+    def _logits(self, i: int) -> np.ndarray:
+        ptr = self.llm._ctx.get_logits_ith(i)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    @staticmethod
+    def _pick(scores: np.ndarray, out: list[int], temperature: float, top_k: int, top_p: float, min_p: float,
+              allowed, rng: np.random.Generator) -> int | None:
+        """The next token of one reply: the best allowed one when greedy; otherwise drawn among the
+        best `top_k` allowed, cut by top-p and min-p, at `temperature`. None: nothing is allowed."""
+        wanted = 1 if temperature <= 0 else top_k
+        head = min(HEAD, scores.size)
+        top = np.argpartition(-scores, head - 1)[:head]
+        ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
+        keep = list(islice((t for t in ranked if allowed(out, t)), wanted))
+        if not keep:  # the head holds nothing allowed: down the whole ranking
+            rest = np.argsort(-scores, kind="stable").tolist()[head:]
+            keep = list(islice((t for t in rest if allowed(out, t)), wanted))
+        if not keep:
+            return None
+        if len(keep) == 1:
+            return keep[0]
+        z = scores[keep].astype(np.float64)
+        p = np.exp(z - z.max())
+        cut = kept_by_cutoffs((p / p.sum()).tolist(), top_p, min_p)
+        z = z[:cut] / temperature
+        q = np.exp(z - z.max())
+        return keep[int(rng.choice(cut, p=q / q.sum()))]
+
+
+def code_check(decode, lines, ends):
+    """`allowed(out, tok)` for `ParallelSampler.sample`: the code grammar against `lines`. A step asks
+    about many tokens after one reply: its text is decoded once."""
+    text: dict[tuple[int, ...], str] = {}
+
+    def allowed(out: list[int], tok: int) -> bool:
+        key = tuple(out)
+        if key not in text:
+            text[key] = decode(out)
+        return grammar_allows(decode, out, text[key], tok, ends, lines)
+    return allowed

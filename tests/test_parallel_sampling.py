@@ -1,0 +1,59 @@
+"""Line proposals decoded side by side (server/backends/llama_batch.py) on the shipped model through
+real llama.cpp: the replies are what one-after-another decoding would draw from (the greedy one the
+same, every one a command the code grammar allows), reproducible by seed, and a conversation's
+cached prompt never leaks into the next one's replies."""
+from __future__ import annotations
+
+import pytest
+
+from dsl import Episode, Task, can_end, lines_in_view, new_conversation
+from server.defaults import DEFAULT_MODEL
+
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no shipped model at models/default/coedit.gguf")
+pytest.importorskip("llama_cpp")
+
+ADD = Task("add", "def add(a, b):\n    return a - b", "assert add(2, 5) == 7\nassert add(0, 0) == 0")
+MAX = Task("biggest", "def biggest(xs):\n    best = xs[0]\n    for x in xs:\n        if x < best:\n"
+                      "            best = x\n    return best", "assert biggest([3, 9, 2]) == 9")
+
+
+def _backend(parallel: bool, seed: int = 0):
+    from server.backends import LlamaCppBackend
+    return LlamaCppBackend(DEFAULT_MODEL, seed=seed, max_new_tokens=32, parallel=parallel)
+
+
+def _messages(task: Task):
+    return new_conversation(task, Episode(task).reset())
+
+
+def test_side_by_side_replies_begin_with_the_start_obey_the_code_grammar_and_the_first_is_the_greedy_one():
+    msgs = _messages(MAX)
+    lines = lines_in_view(msgs[-1]["content"])
+    side = _backend(True).complete(msgs, "REPL 4 >>>", 8, 1.0)
+    greedy = _backend(False).complete(msgs, "REPL 4 >>>", 1)
+    assert len(side) == 8 and side[0] == greedy[0]
+    assert all(r.startswith("REPL 4 >>>") and can_end(r, lines) for r in side), side
+    assert len(set(side)) > 1, side  # the other seven are draws, not the greedy line again
+
+
+def test_side_by_side_replies_are_reproducible_by_seed():
+    msgs = _messages(MAX)
+    runs = [_backend(True, seed=5).complete(msgs, "ADDL 3 >>>", 6, 1.0) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_all_greedy_replies_are_one_reply_and_the_last_conversation_leaves_nothing_behind():
+    """Sequence 0 keeps the last prompt for the next call; a second conversation that shares only
+    its start (the system prompt) must be answered as a fresh backend answers it."""
+    used = _backend(True)
+    used.complete(_messages(MAX), "REPL 4 >>>", 4, 0.0)
+    after = used.complete(_messages(ADD), "REPL 2 >>>", 3, 0.0)
+    fresh = _backend(True).complete(_messages(ADD), "REPL 2 >>>", 3, 0.0)
+    assert after == fresh and len(set(after)) == 1
+    assert after[0] == _backend(False).complete(_messages(ADD), "REPL 2 >>>", 1)[0]
+
+
+def test_more_replies_than_sequences_are_drawn_in_rounds():
+    from server.backends.llama_batch import MAX_SEQUENCES
+    replies = _backend(True).complete(_messages(ADD), "REPL 2 >>>", MAX_SEQUENCES + 3, 1.0)
+    assert len(replies) == MAX_SEQUENCES + 3 and all(r.startswith("REPL 2 >>>") for r in replies)

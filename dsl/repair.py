@@ -71,7 +71,7 @@ def complete_each(model, messages: list[dict[str, str]], asks: list[tuple[str, i
     return [model.complete(messages, prefix, n, temperature) for prefix, n in asks]
 
 
-def _batches(starts: list[tuple[str, str, int]], size: int) -> list[list[tuple[str, str, int]]]:
+def line_batches(starts: list[tuple[str, str, int]], size: int) -> list[list[tuple[str, str, int]]]:
     """`starts` (prefix, where, n) in order, in groups of at most `size` samples (an ask larger
     than `size` alone): one model call each, decoded side by side."""
     out: list[list[tuple[str, str, int]]] = []
@@ -224,7 +224,7 @@ class Repair:
         starts += [(op, f"{op} at a line it picks", self.cfg.free_samples) for op in ("REPL", "ADDL")
                    if self.cfg.free_samples]
         # a model that takes asks together decodes them side by side; one that does not, one by one
-        for batch in _batches(starts, self.cfg.line_batch if hasattr(self.model, "complete_each") else 1):
+        for batch in line_batches(starts, self.cfg.line_batch if hasattr(self.model, "complete_each") else 1):
             total = sum(n for *_, n in batch)
             # guarded per sample, not per call: 8 free samples after a call of 4 ran MBPP tasks to
             # 31-32 s of a 30 s budget on a machine that decodes at 25 ms a token

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dsl import RepairConfig, Task, TaskCheck, Verifier, repair
-from dsl.repair import _batches
+from dsl.repair import line_batches
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,10 @@ def verifier():
 def test_asks_are_grouped_in_order_up_to_the_batch_and_a_larger_ask_goes_alone():
     starts = [("REPL 2 >>>", "line 2", 4), ("REPL 3 >>>", "line 3", 4), ("ADDL 3 >>>", "a line after 2", 4),
               ("REPL", "free", 8), ("ADDL", "free", 20), ("REPL 4 >>>", "line 4", 1)]
-    groups = [[n for *_, n in g] for g in _batches(starts, 16)]
+    groups = [[n for *_, n in g] for g in line_batches(starts, 16)]
     assert groups == [[4, 4, 4], [8], [20], [1]]
-    assert [s for g in _batches(starts, 16) for s in g] == starts
-    assert [len(g) for g in _batches(starts, 1)] == [1] * 6
+    assert [s for g in line_batches(starts, 16) for s in g] == starts
+    assert [len(g) for g in line_batches(starts, 1)] == [1] * 6
 
 
 def test_a_model_that_takes_asks_together_gets_them_in_batches_and_its_fix_is_found_scripted_policy(verifier):

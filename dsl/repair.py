@@ -28,7 +28,9 @@ It stops at the first plausible fix (all tests pass) that the audit (dsl/audit.p
 then spends up to `polish_runs` undoing changed lines the fix does not need (the smallest diff wins).
 `proposers` restricts it: "search", "lines" (line proposals), "episodes"; "model" means both of those.
 The model is any object with `__call__(messages, temperature=None) -> command`, for line proposals
-`complete(messages, prefix, n, temperature) -> [command]`, optionally `read_seconds(messages)`.
+`complete(messages, prefix, n, temperature) -> [command]`, optionally `read_seconds(messages)` and
+`complete_each(messages, [(prefix, n), ...], temperature) -> [[command], ...]` (a state's asks in
+groups of `line_batch` samples, which the llama.cpp backend decodes side by side).
 """
 from __future__ import annotations
 

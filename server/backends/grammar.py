@@ -6,6 +6,8 @@ enforces itself when it cannot read the code); "off" nothing.
 """
 from __future__ import annotations
 
+from itertools import islice
+
 from dsl import can_end, can_extend
 
 
@@ -19,6 +21,21 @@ def grammar_allows(decode, out: list[int], text: str, tok: int, ends: set[int],
         return can_end(text, lines)
     piece = decode(out + [tok])
     return piece != text and can_extend(piece, lines)
+
+
+def best_allowed(scores, wanted: int, allowed, head: int) -> list[int]:
+    """Up to `wanted` tokens that `allowed(tok)` lets through, best-scored first. The `head` best
+    are ranked first (sorting a whole vocabulary took longer than a forward pass); the rest of the
+    ranking only when none of those is allowed. `scores` is a numpy vector of logits."""
+    import numpy as np
+    head = min(head, scores.size)
+    top = np.argpartition(-scores, head - 1)[:head]
+    ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
+    keep = list(islice((t for t in ranked if allowed(t)), wanted))  # stop at the first `wanted`
+    if not keep:
+        rest = np.argsort(-scores, kind="stable").tolist()[head:]
+        keep = list(islice((t for t in rest if allowed(t)), wanted))
+    return keep
 
 
 GRAMMARS = ("code", "syntax", "off")

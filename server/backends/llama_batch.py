@@ -16,11 +16,10 @@ otherwise), then top-p and min-p on their probabilities, then the temperature (s
 from __future__ import annotations
 
 from contextlib import contextmanager
-from itertools import islice
 
 import numpy as np
 
-from .grammar import grammar_allows
+from .grammar import best_allowed, grammar_allows
 from .sampling import HEAD, kept_by_cutoffs
 
 MAX_SEQUENCES = 16  # replies decoded side by side at most; more are drawn in further rounds
@@ -67,18 +66,20 @@ class ParallelSampler:
         return prompt + k * limit <= self.n_ctx and k * start <= self.n_batch
 
     def sample(self, ids: list[int], starts: list[list[int]], temperatures: list[float], *, limit: int, top_k: int,
-               top_p: float, min_p: float, allowed, stops: set[int], rng: np.random.Generator) -> list[list[int]]:
+               top_p: float, min_p: float, allowed, stops: set[int], rng: np.random.Generator,
+               head: int = HEAD) -> list[list[int]]:
         """One reply (a token list, its forced start first, no stop token) per start, drawn at its
         temperature (0: greedy), to the prompt `ids`. `allowed(out, tok)` is the grammar's check of
-        token `tok` after the reply so far `out`; `limit` counts the whole reply, start included."""
+        token `tok` after the reply so far `out`, asked of the `head` best tokens first (grammar.py's
+        `best_allowed`); `limit` counts the whole reply, start included."""
         replies: list[list[int]] = []
         for lo in range(0, len(starts), self.sequences):
             replies += self._round(list(ids), starts[lo: lo + self.sequences], temperatures[lo: lo + self.sequences],
-                                   limit, top_k, top_p, min_p, allowed, stops, rng)
+                                   limit, (top_k, top_p, min_p, head), allowed, stops, rng)
         return replies
 
     # -- one round: up to `sequences` replies side by side ----------------------------------------
-    def _round(self, prompt, starts, temps, limit, top_k, top_p, min_p, allowed, stops, rng) -> list[list[int]]:
+    def _round(self, prompt, starts, temps, limit, cutoffs, allowed, stops, rng) -> list[list[int]]:
         k, n = len(starts), len(prompt)
         last = self._read(prompt)
         ctx = self.llm._ctx
@@ -92,7 +93,7 @@ class ParallelSampler:
             while going:
                 step = []
                 for s in going:
-                    tok = self._pick(rows[s], outs[s], temps[s], top_k, top_p, min_p, allowed, rng)
+                    tok = self._pick(rows[s], outs[s], temps[s], cutoffs, allowed, rng)
                     if tok is None or tok in stops:
                         continue
                     outs[s].append(tok)
@@ -136,18 +137,12 @@ class ParallelSampler:
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
     @staticmethod
-    def _pick(scores: np.ndarray, out: list[int], temperature: float, top_k: int, top_p: float, min_p: float,
+    def _pick(scores: np.ndarray, out: list[int], temperature: float, cutoffs: tuple[int, float, float, int],
               allowed, rng: np.random.Generator) -> int | None:
         """The next token of one reply: the best allowed one when greedy; otherwise drawn among the
         best `top_k` allowed, cut by top-p and min-p, at `temperature`. None: nothing is allowed."""
-        wanted = 1 if temperature <= 0 else top_k
-        head = min(HEAD, scores.size)
-        top = np.argpartition(-scores, head - 1)[:head]
-        ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
-        keep = list(islice((t for t in ranked if allowed(out, t)), wanted))
-        if not keep:  # the head holds nothing allowed: down the whole ranking
-            rest = np.argsort(-scores, kind="stable").tolist()[head:]
-            keep = list(islice((t for t in rest if allowed(out, t)), wanted))
+        top_k, top_p, min_p, head = cutoffs
+        keep = best_allowed(scores, 1 if temperature <= 0 else top_k, lambda t: allowed(out, t), head)
         if not keep:
             return None
         if len(keep) == 1:

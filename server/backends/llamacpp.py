@@ -14,12 +14,11 @@ import sys
 import threading
 import time
 from functools import partial
-from itertools import islice
 from pathlib import Path
 
 from dsl import GRAMMAR_GBNF, can_extend, lines_in_view
 
-from .grammar import canonical_gbnf, grammar_allows, grammar_mode
+from .grammar import best_allowed, canonical_gbnf, grammar_allows, grammar_mode
 from .limits import overflows, reply_limit
 from .llama_runtime import check_cpu, plain_cpu_buffers
 from .lora_merge import merged_gguf
@@ -139,7 +138,7 @@ class LlamaCppBackend:
                 temps = [0.0 if i == 0 else temperature for _, n in asks for i in range(n)]
                 replies = self._parallel.sample(
                     ids, flat, temps, limit=reply_limit(self), top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
-                    allowed=code_check(self._text, lines, ends), stops=ends,
+                    allowed=code_check(self._text, lines, ends), stops=ends, head=self.HEAD,
                     rng=np.random.default_rng(self.rng.randrange(1, 2**31)))
                 self.generated_tokens += sum(len(r) - len(start) + 1 for r, start in zip(replies, flat))
                 texts = iter([self._text(r) for r in replies])
@@ -261,18 +260,10 @@ class LlamaCppBackend:
         ends = {stop, self.llm.token_eos()}
         wanted = self.top_k if self.temperature > 0 else 1
 
-        def allowed(text: str, tok: int) -> bool:
-            return grammar_allows(self._text, out, text, tok, ends, lines)
-
         def process(_input_ids, scores):
             text = self._text(out)
-            head = min(self.HEAD, scores.size)
-            top = np.argpartition(-scores, head - 1)[:head]
-            ranked = top[np.argsort(-scores[top], kind="stable")].tolist()
-            keep = list(islice((t for t in ranked if allowed(text, t)), wanted))  # stop at the first `wanted`
-            if not keep:  # the head holds nothing allowed: go down the whole ranking
-                rest = np.argsort(-scores, kind="stable").tolist()[head:]
-                keep = list(islice((t for t in rest if allowed(text, t)), wanted))
+            keep = best_allowed(scores, wanted, lambda t: grammar_allows(self._text, out, text, t, ends, lines),
+                                self.HEAD)
             if not keep:
                 return scores  # nothing allowed (cannot happen while the text is a valid prefix)
             masked = np.full_like(scores, -np.inf)

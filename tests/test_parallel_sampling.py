@@ -57,3 +57,12 @@ def test_more_replies_than_sequences_are_drawn_in_rounds():
     from server.backends.llama_batch import MAX_SEQUENCES
     replies = _backend(True).complete(_messages(ADD), "REPL 2 >>>", MAX_SEQUENCES + 3, 1.0)
     assert len(replies) == MAX_SEQUENCES + 3 and all(r.startswith("REPL 2 >>>") for r in replies)
+
+
+def test_replies_alike_so_far_share_one_batch_entry():
+    from server.backends.llama_batch import alike
+    # (sequence, reply so far, tokens to append, position of the first): 0 and 2 are alike, 1 is not
+    pieces = [(0, [5, 7], [7], 41), (1, [5, 8], [8], 41), (2, [5, 7], [7], 41), (3, [6], [6], 40)]
+    assert alike(pieces) == [([0, 2], [7], 41), ([1], [8], 41), ([3], [6], 40)]
+    starts = [(s, [1, 2, 3], [1, 2, 3], 30) for s in range(4)]  # one ask's forced starts: one piece
+    assert alike(starts) == [([0, 1, 2, 3], [1, 2, 3], 30)]

@@ -11,20 +11,12 @@ with how many runs fixed it and who), those none fixed; and the union, as a coun
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
-
-def rows(path: str) -> dict[str, dict]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SystemExit(f"{path}: cannot read it ({e})")
-    if not isinstance(data, dict) or "tasks" not in data or not all("fixed" in r for r in data["tasks"]):
-        raise SystemExit(f"{path}: not a `trainer eval --json` file of the repair engine")
-    return {r["id"]: r for r in data["tasks"]}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proposer_share import rows  # noqa: E402  (the one reader of engine runs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,13 @@ from pathlib import Path
 
 
 def rows(path: str) -> dict[str, dict]:
-    data = json.loads(Path(path).read_text())
-    if "tasks" not in data or not all("fixed" in r for r in data["tasks"]):
+    """A `trainer eval --json` run of the engine, task id -> its row (bench/fix_union.py reads runs
+    with this too); a SystemExit that names a file it cannot read or that is not such a run."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{path}: cannot read it ({e})")
+    if not isinstance(data, dict) or "tasks" not in data or not all("fixed" in r for r in data["tasks"]):
         raise SystemExit(f"{path}: not a `trainer eval --json` file of the repair engine")
     return {r["id"]: r for r in data["tasks"]}
 

@@ -94,9 +94,9 @@ class ParallelSampler:
             rows.update({s: last for s, start in enumerate(starts) if not start})
             going = list(range(k))
             while going:
-                step = []
+                step, ranked = [], {}  # replies alike so far share one logits row: the grammar ranks it once
                 for s in going:
-                    tok = self._pick(rows[s], outs[s], temps[s], cutoffs, allowed, rng)
+                    tok = self._pick(rows[s], outs[s], temps[s], cutoffs, allowed, rng, ranked)
                     if tok is None or tok in stops:
                         continue
                     outs[s].append(tok)
@@ -146,11 +146,17 @@ class ParallelSampler:
 
     @staticmethod
     def _pick(scores: np.ndarray, out: list[int], temperature: float, cutoffs: tuple[int, float, float, int],
-              allowed, rng: np.random.Generator) -> int | None:
+              allowed, rng: np.random.Generator, ranked: dict) -> int | None:
         """The next token of one reply: the best allowed one when greedy; otherwise drawn among the
-        best `top_k` allowed, cut by top-p and min-p, at `temperature`. None: nothing is allowed."""
+        best `top_k` allowed, cut by top-p and min-p, at `temperature`. None: nothing is allowed.
+        `ranked` keeps this step's grammar rankings by logits row: one row is shared only by
+        replies alike so far (`_decode`), so the ranking of one holds for the others."""
         top_k, top_p, min_p, head = cutoffs
-        keep = best_allowed(scores, 1 if temperature <= 0 else top_k, lambda t: allowed(out, t), head)
+        wanted = 1 if temperature <= 0 else top_k
+        key = (id(scores), wanted)
+        if key not in ranked:
+            ranked[key] = best_allowed(scores, wanted, lambda t: allowed(out, t), head)
+        keep = ranked[key]
         if not keep:
             return None
         if len(keep) == 1:
@@ -169,10 +175,7 @@ def alike(pieces: list[tuple[int, list[int], list[int], int]]) -> list[tuple[lis
     in 4) have the same cells and the same logits, so one batch entry serves them all."""
     groups: dict[tuple[int, ...], tuple[list[int], list[int], int]] = {}
     for s, reply, toks, pos in pieces:
-        if tuple(reply) in groups:
-            groups[tuple(reply)][0].append(s)
-        else:
-            groups[tuple(reply)] = ([s], list(toks), pos)
+        groups.setdefault(tuple(reply), ([], list(toks), pos))[0].append(s)
     return list(groups.values())
 
 

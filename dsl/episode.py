@@ -170,12 +170,13 @@ class Episode:
 def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None, check: Check | None = None,
                 max_turns: int = DEFAULT_MAX_TURNS, reward: str = "paper", stop_when_solved: bool = False,
                 on_turn: Callable[[Turn, "Episode"], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, redraws: int = 0,
+                should_stop: Callable[[list[dict[str, str]]], bool] | None = None, redraws: int = 0,
                 redraw: Policy | None = None) -> Trajectory:
     """Run one episode of `policy` on `task`; the only agent loop in coedit.
 
-    `on_turn` is called after every turn (progress, logging); `should_stop` is polled before every
-    turn and ends the episode early with `cancelled=True` (no reward for the unplayed turns).
+    `on_turn` is called after every turn (progress, logging); `should_stop(messages)` is polled before
+    every turn with the conversation that turn's reply would read (a caller can price the read) and
+    ends the episode early with `cancelled=True` (no reward for the unplayed turns).
     `redraws`/`redraw`: draw again a command that would revisit code (module docstring).
     """
     if redraws < 0:
@@ -188,7 +189,7 @@ def run_episode(task: Task, policy: Policy, *, verifier: Verifier | None = None,
                       initial_status=ep.result.code_status)
     seen = {ep.state.to_code()}
     while not ep.done:
-        if should_stop is not None and should_stop():
+        if should_stop is not None and should_stop(messages):
             traj.cancelled = True
             break
         t0 = time.monotonic()

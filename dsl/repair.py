@@ -254,13 +254,13 @@ class Repair:
         state = EditorState.from_code(code).render(self.cache[code].feedback)
         return new_conversation(replace(self.task, code=code), state)
 
-    def readable(self, messages) -> bool:
+    def readable(self, messages, skipped: str = "model · skipped: it could not read this code within the time left") -> bool:
         """The model can read `messages` and reply within the wall budget: QuixBugs' `wrap` takes 24 s
         to read, estimated at 21-24 s (1.2x for that), then 1.5 s for 4 lines (2 s allowed)."""
         read = getattr(self.model, "read_seconds", None)
         if read is None or self.elapsed() + 1.2 * read(messages) + 2.0 < self.cfg.seconds:
             return True
-        self.on_event("model · skipped: it could not read this code within the time left")
+        self.on_event(skipped)
         return False
 
     def episode(self, i: int) -> None:
@@ -271,11 +271,16 @@ class Repair:
         temperature = 0.0 if i == 0 else self.cfg.temperature
         played: list = []  # this episode's turns
 
-        def no_time() -> bool:  # a turn begun now would end past the wall budget (by 1.5 times the last turn's
-            # time: an edit near the top makes the next read longer, 3.4 s -> 4.6 s), or the model loops: the
-            # same command twice, the second changing nothing (30% of all turns did)
+        def no_time(messages) -> bool:  # the model loops: the same command twice, the second changing
+            # nothing (30% of all turns did); or a turn begun now would end past the wall budget, by 1.5 times
+            # the last turn's time (a slow test run, a long reply) or by the read of this turn's own prompt:
+            # after an edit the model reads the new state afresh, and on QuixBugs' longest prompts that turn
+            # took 4.7-6.3 s where the one before, from the cache, took 0.25 s (35.3 s of a 30 s budget)
             stuck = len(played) > 1 and (played[-1].text, played[-1].code) == (played[-2].text, played[-2].code)
-            return stuck or self.over() or self.elapsed() + 1.5 * self.turn_s > self.cfg.seconds
+            if stuck or self.over() or self.elapsed() + 1.5 * self.turn_s > self.cfg.seconds:
+                return True
+            return bool(played) and not self.readable(
+                messages, f"model · episode {i + 1} · stopped: its next turn would end past the time left")
 
         def progress(turn, ep):
             played.append(turn)

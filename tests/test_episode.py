@@ -88,7 +88,7 @@ def test_conversation_format_and_callbacks():
 def test_cancel_stops_before_the_next_turn():
     calls = []
     traj = run_episode(BUGGY, scripted_policy(["ADDL 1 >>># x"] * 9),
-                       should_stop=lambda: len(calls) >= 2, on_turn=lambda t, e: calls.append(t))
+                       should_stop=lambda _: len(calls) >= 2, on_turn=lambda t, e: calls.append(t))
     assert traj.cancelled and len(traj.turns) == 2 and not traj.solved
 
 

@@ -322,6 +322,29 @@ def test_no_model_turn_begins_that_would_end_past_the_wall_budget_slow_scripted_
     assert res.status == "not_fixed" and SlowSamples.calls == 2 and res.seconds < 3.5
 
 
+def test_a_cheap_turn_does_not_let_a_costly_read_begin_past_the_budget_slow_scripted_policy(verifier):
+    """The model's turns from its cache are cheap, but a turn that must read a long new state is not
+    (QuixBugs' `shortest_path_length`: 0.25 s, then 4.7-6.3 s; 35.3 s of a 30 s budget). Each turn
+    is priced by the read of its own prompt, not by the turn before it."""
+    import time as clock
+
+    class CostlyRead:  # an in-process stand-in: 0.1 s a turn, then 3.5 s from the sixth turn on
+        def read_seconds(self, messages):
+            return 0.1 if len(messages) < 12 else 3.5
+
+        def __call__(self, messages, temperature=None):
+            clock.sleep(self.read_seconds(messages))
+            return f"REPL 2 >>>    return {len(messages)}"
+
+    task = Task("t", "def f(x):\n    return x\n", "assert f(1) == 'one'")
+    events = []
+    # judged by the turn before (0.1 s), the sixth turn would begin at about 0.6 s and end past 4 s
+    res = repair(task, TaskCheck(task, verifier), RepairConfig(proposers=("episodes",), seconds=4.0, episodes=1),
+                 model=CostlyRead(), on_event=events.append)
+    assert res.status == "not_fixed" and len(res.episodes[0].turns) == 5 and res.seconds < 4.0
+    assert any("episode 1 · stopped: its next turn would end past the time left" in e for e in events)
+
+
 def test_a_model_that_could_not_read_the_code_in_time_is_not_asked_slow_scripted_policy(verifier):
     """A conversation the model would take longer to read than the budget has left (QuixBugs' `wrap`:
     22 s on 2 cores): neither line proposals nor episodes begin, and the search still runs."""

@@ -100,7 +100,7 @@ def rollout(task: Task, sampler, *, verifier: Verifier | None = None, max_turns:
             rec.over_budget = True
 
     traj = run_episode(task, policy, verifier=verifier, max_turns=max_turns, reward=reward,
-                       on_turn=on_turn, should_stop=lambda: rec is not None and rec.over_budget)
+                       on_turn=on_turn, should_stop=lambda _: rec is not None and rec.over_budget)
     # run_episode always plays a first turn, so `rec` exists; the budget is checked from the
     # second turn on (a first tool state never nears the context for MBPP-size tasks)
     rec.turn_rewards = [t.reward for t in traj.turns]

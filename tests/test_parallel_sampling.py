@@ -66,3 +66,28 @@ def test_replies_alike_so_far_share_one_batch_entry():
     assert alike(pieces) == [([0, 2], [7], 41), ([1], [8], 41), ([3], [6], 40)]
     starts = [(s, [1, 2, 3], [1, 2, 3], 30) for s in range(4)]  # one ask's forced starts: one piece
     assert alike(starts) == [([0, 1, 2, 3], [1, 2, 3], 30)]
+
+
+def test_replies_alike_so_far_take_tokens_no_other_has_taken_while_the_cut_leaves_one():
+    import numpy as np
+
+    from server.backends.llama_batch import ParallelSampler
+    scores = np.full(10, -10.0)
+    scores[3], scores[7] = 5.0, 3.0  # 0.88 and 0.12: both kept by top-p 0.95 and min-p 0.05
+    cutoffs, anything = (40, 0.95, 0.05, 8), (lambda out, t: True)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        # the greedy reply takes 3, so the first drawn one takes 7; the rest draw freely from both
+        picks = ParallelSampler._pick(scores, [], [0.0, 0.7, 0.7, 0.7], cutoffs, anything, rng)
+        assert picks[:2] == [3, 7] and set(picks[2:]) <= {3, 7}
+        assert sorted(ParallelSampler._pick(scores, [], [0.7, 0.7], cutoffs, anything, rng)) == [3, 7]
+    # a reply alone draws as before: mostly the likelier token, sometimes the other
+    rng = np.random.default_rng(0)
+    alone = [ParallelSampler._pick(scores, [], [0.7], cutoffs, anything, rng)[0] for _ in range(300)]
+    assert 200 < alone.count(3) < 300 and alone.count(7) == 300 - alone.count(3)
+    # what the cut or the grammar leaves is all there is: then replies stay alike
+    sure = scores.copy()
+    sure[7] = -5.0
+    assert ParallelSampler._pick(sure, [], [0.0, 0.7, 0.7], cutoffs, anything, rng) == [3, 3, 3]
+    assert ParallelSampler._pick(scores, [], [0.0, 0.7], cutoffs, lambda out, t: t != 3, rng) == [7, 7]
+    assert ParallelSampler._pick(scores, [], [0.7], cutoffs, lambda out, t: False, rng) == [None]

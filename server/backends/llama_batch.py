@@ -13,7 +13,9 @@ another, and on 2 cores a batch costs about in proportion to its tokens.
 
 Sampling is done here, in Python, the way `LlamaCppBackend` has llama.cpp do it for one reply: the
 code grammar's filter over the best-ranked tokens (the best one when greedy, the best `top_k`
-otherwise), then top-p and min-p on their probabilities, then the temperature (sampling.py).
+otherwise), then top-p and min-p on their probabilities, then the temperature (sampling.py). One
+difference: replies alike so far draw without replacement while the cut leaves a token none of
+them has taken (`ParallelSampler._pick`), so fewer samples repeat another.
 """
 from __future__ import annotations
 

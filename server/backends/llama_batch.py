@@ -187,6 +187,7 @@ class ParallelSampler:
             picks.append(tok)
         return picks
 
+
 def alike(pieces: list[tuple[int, list[int], list[int], int]]) -> list[tuple[list[int], list[int], int]]:
     """(sequence, its reply so far, the tokens to append, position of the first) grouped by reply:
     replies alike so far (most samples of one line are: a 135M model's line rewrites repeat 3 times

@@ -254,7 +254,8 @@ class Repair:
         state = EditorState.from_code(code).render(self.cache[code].feedback)
         return new_conversation(replace(self.task, code=code), state)
 
-    def readable(self, messages, skipped: str = "model · skipped: it could not read this code within the time left") -> bool:
+    def readable(self, messages,
+                 skipped: str = "model · skipped: it could not read this code within the time left") -> bool:
         """The model can read `messages` and reply within the wall budget: QuixBugs' `wrap` takes 24 s
         to read, estimated at 21-24 s (1.2x for that), then 1.5 s for 4 lines (2 s allowed)."""
         read = getattr(self.model, "read_seconds", None)

@@ -97,8 +97,8 @@ class ParallelSampler:
             going = list(range(k))
             while going:
                 step, groups = [], {}
-                for s in going:  # replies alike so far: one logits row, one reply so far
-                    groups.setdefault((id(rows[s]), tuple(outs[s])), []).append(s)
+                for s in going:  # replies alike so far (the same tokens after one prompt: one logits row)
+                    groups.setdefault(tuple(outs[s]), []).append(s)
                 for members in groups.values():
                     toks = self._pick(rows[members[0]], outs[members[0]], [temps[s] for s in members], cutoffs,
                                       allowed, rng)

@@ -53,6 +53,17 @@ def test_all_greedy_replies_are_one_reply_and_the_last_conversation_leaves_nothi
     assert after[0] == _backend(False).complete(_messages(ADD), "REPL 2 >>>", 1)[0]
 
 
+def test_a_reply_to_the_conversation_just_sampled_is_the_reply_a_fresh_backend_gives():
+    """Side-by-side replies leave a reply's logits in the context. The next reply to the same
+    conversation (the engine's greedy episode after line samples of its state) must read the
+    prompt's last token again, not draw its first token from those logits."""
+    used = _backend(True)
+    for task in (MAX, ADD):
+        msgs = _messages(task)
+        used.complete_each(msgs, [("REPL", 4), ("ADDL", 4)], 1.0)
+        assert used(msgs) == _backend(True)(msgs), task.id
+
+
 def test_more_replies_than_sequences_are_drawn_in_rounds():
     from server.backends.llama_batch import MAX_SEQUENCES
     replies = _backend(True).complete(_messages(ADD), "REPL 2 >>>", MAX_SEQUENCES + 3, 1.0)

@@ -6,7 +6,7 @@ on this package: on its single rollout loop, `run_episode`, and on the repair en
 """
 from .commands import GRAMMAR_GBNF, TEMPLATES, Command, ParseError, can_end, can_extend, edit_script, line_edit, parse
 from .conversation import SYSTEM_PROMPT, new_conversation
-from .episode import Episode, Trajectory, Turn, default_verifier, run_episode, scripted_policy
+from .episode import Episode, OutOfTime, Trajectory, Turn, default_verifier, run_episode, scripted_policy
 from .repair import Repair, repair
 from .repair_config import PROPOSERS, RepairConfig, RepairResult
 from .task_check import TaskCheck
@@ -18,7 +18,7 @@ from .verifier import TestResult, Verifier, VerifyResult, plan_tests
 
 __all__ = [
     "GRAMMAR_GBNF", "TEMPLATES", "Command", "ParseError", "can_end", "can_extend", "edit_script", "line_edit", "parse", "SYSTEM_PROMPT",
-    "new_conversation", "Episode", "Trajectory", "Turn", "default_verifier", "run_episode",
+    "new_conversation", "Episode", "OutOfTime", "Trajectory", "Turn", "default_verifier", "run_episode",
     "scripted_policy", "PROPOSERS", "Repair", "RepairConfig", "RepairResult", "TaskCheck", "repair", "Job", "JobResult", "Limits", "isolation", "run_job", "ApplyError",
     "EditorState", "lines_in_view", "Task", "load_mbpp", "load_tasks", "write_tasks", "TestResult", "Verifier", "VerifyResult",
     "plan_tests", "is_eq_compare",

@@ -43,6 +43,12 @@ DEFAULT_MAX_TURNS = 10
 Policy = Callable[[list[dict[str, str]]], str]
 Check = Callable[[str], VerifyResult]
 
+
+class OutOfTime(Exception):
+    """A policy that was given a `deadline` (a `time.monotonic()` value: the repair engine sets the
+    fix's end there) reached it before its reply was whole. The reply is dropped, not cut short:
+    half a line would be an edit nobody asked for."""
+
 _default_verifier: Verifier | None = None
 
 

@@ -12,7 +12,7 @@ The schedule, cheap and deterministic first, the model interleaved:
   3. search: for code that does not compile, the edits that make it compile (dsl/syntax_fix.py);
      then single edits (dsl/mutate.py) at the most suspect lines, tiered by operator family,
      up to `search_first` runs or `search_first_s` seconds; then chains of those edits (step 6, without
-     the model's lines) for `chains_first_s` seconds, where the search's 2-3 edit fixes come quickly
+     the model's lines) up to `search_first` runs in all or `chains_first_s` seconds
   4. model line proposals: for the top lines of the furthest state so far, `REPL k >>>` forced
      (and `ADDL k+1 >>>` for `add_lines` of them) and N rewrites sampled; then `REPL` and `ADDL`
      forced, the line the model's own choice
@@ -28,9 +28,9 @@ It stops at the first plausible fix (all tests pass) that the audit (dsl/audit.p
 then spends up to `polish_runs` undoing changed lines the fix does not need (the smallest diff wins).
 `proposers` restricts it: "search", "lines" (line proposals), "episodes"; "model" means both of those.
 The model is any object with `__call__(messages, temperature=None) -> command`, for line proposals
-`complete(messages, prefix, n, temperature) -> [command]`, optionally `read_seconds(messages)` and
-`complete_each(messages, [(prefix, n), ...], temperature) -> [[command], ...]` (a state's asks in
-groups of `line_batch` samples, which the llama.cpp backend decodes side by side).
+`complete(messages, prefix, n, temperature) -> [command]`, optionally `read_seconds(messages)`,
+`complete_each(messages, [(prefix, n), ...], temperature) -> [[command], ...]` (dsl/model_asks.py)
+and a `deadline` attribute, set to the fix's end: a reply not whole by then raises OutOfTime.
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ from typing import Callable
 from .audit import audit
 from .commands import ParseError, edit_script, parse
 from .conversation import new_conversation
-from .episode import Trajectory, run_episode
+from .episode import OutOfTime, Trajectory, run_episode
 from .fitness import behaviour, fitness, reach
 from .localize import Spectrum, rank, spectrum
+from .model_asks import complete_each, line_batches
 from .mutate import Candidates, Mutation, hints_from_feedback, mutations
 from .polish import smallest
 from .repair_config import RepairConfig, RepairResult
@@ -60,29 +61,6 @@ TIERS = (("undefined_name", "initialize", "attribute_typo", "missing_import", "n
 def _hints(r: VerifyResult):
     """What a run's feedback and test messages say went wrong (names undefined, attributes missing)."""
     return hints_from_feedback(r.feedback + "\n" + "\n".join(t.message for t in r.tests))
-
-
-def complete_each(model, messages: list[dict[str, str]], asks: list[tuple[str, int]],
-                  temperature: float) -> list[list[str]]:
-    """The model's replies for each (forced start, n) of `asks`: in one call where the model takes
-    them together (`complete_each`: the llama.cpp backend decodes them side by side), else one
-    `complete` per ask."""
-    each = getattr(model, "complete_each", None)
-    if each is not None:
-        return each(messages, asks, temperature)
-    return [model.complete(messages, prefix, n, temperature) for prefix, n in asks]
-
-
-def line_batches(starts: list[tuple[str, str, int]], size: int) -> list[list[tuple[str, str, int]]]:
-    """`starts` (prefix, where, n) in order, in groups of at most `size` samples (an ask larger
-    than `size` alone): one model call each, decoded side by side."""
-    out: list[list[tuple[str, str, int]]] = []
-    for start in starts:
-        if out and sum(n for *_, n in out[-1]) + start[2] <= size:
-            out[-1].append(start)
-        else:
-            out.append([start])
-    return out
 
 
 class _Stop(Exception):
@@ -295,7 +273,7 @@ class Repair:
                                check=lambda code: self.check(code, "model·episode"), max_turns=turns,
                                stop_when_solved=True, on_turn=progress, should_stop=no_time, redraws=self.cfg.redraws,
                                redraw=lambda m: self.model(m, temperature=self.cfg.temperature))
-        except _Stop:
+        except (_Stop, OutOfTime):
             traj = None
         if traj is not None:
             self.episodes.append(traj)
@@ -304,8 +282,20 @@ class Repair:
 
     # -- the schedule ----------------------------------------------------------------------------
     def run(self) -> RepairResult:
-        if hasattr(self._raw_check, "deadline"):  # no test run outlasts the fix's budget
-            self._raw_check.deadline = self.t0 + self.cfg.seconds
+        # no test run and no model reply outlasts the fix's budget: a model that takes a deadline stops
+        # decoding there (OutOfTime) where the guards below misjudged a reply's or a read's time
+        end = self.t0 + self.cfg.seconds
+        if hasattr(self._raw_check, "deadline"):
+            self._raw_check.deadline = end
+        if hasattr(self.model, "deadline"):
+            self.model.deadline = end
+        try:
+            return self._run()
+        finally:
+            if hasattr(self.model, "deadline"):
+                self.model.deadline = None  # the model may serve other work after this fix
+
+    def _run(self) -> RepairResult:
         first = self._raw_check(self.task.code)
         getattr(self._raw_check, "learn", lambda r: None)(first)
         self.runs, self.tried["start"] = 1, 1
@@ -353,7 +343,7 @@ class Repair:
                 step()
                 if self.fix and self.cfg.stop_at_fix:
                     break
-        except _Stop:
+        except (_Stop, OutOfTime):
             pass
         if self.cancelled():
             return self._result("cancelled", "Cancelled; nothing was changed.", first)

@@ -20,7 +20,10 @@ class RepairConfig:
     proposers: tuple[str, ...] = PROPOSERS
     search_first: int = 300  # single-edit runs before the model gets a turn ...
     search_first_s: float = 8.0  # ... or seconds, whichever comes first
-    chains_first_s: float = 2.0  # then edit chains, before the model: the search's 2-3 edit fixes come in ~1 s
+    # then edit chains before the model, until `search_first` runs in all or these seconds: on MBPP the
+    # runs bind first (8 ms a run), so what the chains find there does not move with the machine's load
+    # (at 2 s, `mbpp/55`'s 3-edit fix at run 262 came at 1.94-2.29 s: found in 2 runs of 4)
+    chains_first_s: float = 4.0
     order: str = "family"  # single edits: "family" (each tier's families across all lines) | "line" (line by line)
     top_lines: int = 3  # lines the model rewrites (line proposals)
     add_lines: int = 2  # lines after which the model writes a new line (`ADDL k+1 >>>`: a lost line)

@@ -95,6 +95,8 @@ class LazyModel:
     def __init__(self, models: ModelCache, opts: Options, on_event: Callable[[str], None]):
         self.models, self.opts, self.on_event = models, opts, on_event
         self._model: ModelProcess | None = None
+        self.deadline: float | None = None  # this fix's end (the engine sets it), sent with each request:
+        # the process is shared with other documents' fixes, each with its own end
 
     def _get(self) -> ModelProcess:
         if self._model is None:
@@ -102,13 +104,17 @@ class LazyModel:
         return self._model
 
     def __call__(self, messages, temperature=None):
-        return self._get()(messages, temperature=temperature)
+        return self._get()(messages, temperature=temperature, deadline=self.deadline)
 
     def complete(self, messages, prefix, n, temperature=0.7):
-        return self._get().complete(messages, prefix, n, temperature)
+        return self._get().complete(messages, prefix, n, temperature, deadline=self.deadline)
 
     def complete_each(self, messages, asks, temperature=0.7):
-        return self._get().complete_each(messages, asks, temperature)
+        return self._get().complete_each(messages, asks, temperature, deadline=self.deadline)
+
+    def read_seconds(self, messages):
+        """How long the model would take to read `messages` (the engine's guards, as in `trainer eval`)."""
+        return self._get().read_seconds(messages)
 
 
 def run_fix(path: str | Path, source: str, line: int, root: str | Path, opts: Options, models: ModelCache, *,

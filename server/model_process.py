@@ -5,6 +5,7 @@ never the death of the language server, of `coedit fix` or of an evaluation.
     model(messages)            -> the next command (a `dsl` policy, as a backend is)
     model(messages, temperature=0.7), model.score(messages, replies), model.prompt_tokens(messages),
     model.read_seconds(messages)
+    model.deadline = time.monotonic() + 30   # replies end by then, or raise dsl.OutOfTime
     model.close()
 
 The worker (`python -m server.model_process`) loads a backend (`server.backends.load_backend`) and
@@ -14,6 +15,9 @@ worker; one round trip carries a conversation in and a command out (its cost aga
 raises `ModelCrashed`, a `ModelError` whose message names the signal; the object is then dead
 (`alive` is False) and the owner starts a fresh one for the next job. Nothing the worker was doing
 can have touched the user's files: it only ever sees conversations.
+
+A reply's deadline (`time.monotonic()`, one clock for every process on the machine) goes with each
+request: the worker's backend stops decoding there and the call raises `dsl.OutOfTime`.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from dsl import OutOfTime
 
 from .backends import ModelError
 
@@ -68,6 +74,7 @@ class ModelProcess:
         self.overflows = 0
         self._lock = threading.Lock()
         self._dead: ModelCrashed | None = None
+        self.deadline: float | None = None  # sent with each request for a reply (the module docstring)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.model_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=None, text=True, encoding="utf-8", bufsize=1,
@@ -88,22 +95,26 @@ class ModelProcess:
     def alive(self) -> bool:
         return self._dead is None and self.proc.poll() is None
 
-    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None) -> str:
-        return self._ask({"op": "reply", "messages": messages, "temperature": temperature})["text"]
+    def __call__(self, messages: list[dict[str, str]], temperature: float | None = None, *,
+                 deadline: float | None = None) -> str:
+        """The next command; `deadline` (else the object's own) is when it must be whole by."""
+        return self._ask({"op": "reply", "messages": messages, "temperature": temperature,
+                          "deadline": deadline or self.deadline})["text"]
 
     def score(self, messages: list[dict[str, str]], replies: list[str]) -> list[list[float]]:
         return self._ask({"op": "score", "messages": messages, "replies": replies})["scores"]
 
-    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7) -> list[str]:
+    def complete(self, messages: list[dict[str, str]], prefix: str, n: int, temperature: float = 0.7, *,
+                 deadline: float | None = None) -> list[str]:
         """`n` replies starting with `prefix` (line proposals; the backend's `complete`)."""
         return self._ask({"op": "complete", "messages": messages, "prefix": prefix, "n": n,
-                          "temperature": temperature})["texts"]
+                          "temperature": temperature, "deadline": deadline or self.deadline})["texts"]
 
     def complete_each(self, messages: list[dict[str, str]], asks: list[tuple[str, int]],
-                      temperature: float = 0.7) -> list[list[str]]:
+                      temperature: float = 0.7, *, deadline: float | None = None) -> list[list[str]]:
         """`complete` for each (prefix, n) of `asks`, in one request (the backend decodes them side by side)."""
         return self._ask({"op": "complete_each", "messages": messages, "asks": asks,
-                          "temperature": temperature})["texts"]
+                          "temperature": temperature, "deadline": deadline or self.deadline})["texts"]
 
     def read_seconds(self, messages: list[dict[str, str]]) -> float:
         """About how long the model would read `messages` before replying (0: it cannot tell)."""
@@ -131,7 +142,8 @@ class ModelProcess:
         self.generated_tokens = answer.get("generated_tokens", self.generated_tokens)
         self.overflows = answer.get("overflows", self.overflows)
         if "error" in answer:
-            raise (ValueError if answer.get("kind") == "ValueError" else ModelError)(answer["error"])
+            kind = {"ValueError": ValueError, "OutOfTime": OutOfTime}.get(answer.get("kind"), ModelError)
+            raise kind(answer["error"])
         return answer
 
     def _exited_within(self, seconds: float) -> bool:
@@ -175,13 +187,15 @@ class ModelProcess:
 
 def _serve(requests, answer) -> None:
     """The worker's loop: a backend, then one answer per request until the input ends."""
-    from dsl.repair import complete_each
+    from dsl.model_asks import complete_each
 
     from .backends import load_backend
     backend = None
     for line in requests:
         request = json.loads(line)
         op = request["op"]
+        if hasattr(backend, "deadline"):  # a reply's own (none for the other requests)
+            backend.deadline = request.get("deadline")
         try:
             if op == "load":
                 backend = load_backend(request["path"], **request["options"])
@@ -205,8 +219,9 @@ def _serve(requests, answer) -> None:
             else:
                 out = {"error": f"unknown request {op!r}"}
         except Exception as e:  # an error in Python is an answer; only native crashes end the worker
-            out = {"error": str(e) if isinstance(e, (ModelError, ValueError)) else f"{type(e).__name__}: {e}",
-                   "kind": "ValueError" if isinstance(e, ValueError) else "ModelError"}
+            said = isinstance(e, (ModelError, ValueError, OutOfTime))  # messages written for the user
+            out = {"error": str(e) if said else f"{type(e).__name__}: {e}",
+                   "kind": next((k.__name__ for k in (ValueError, OutOfTime) if isinstance(e, k)), "ModelError")}
         if backend is not None:
             out["generated_tokens"] = getattr(backend, "generated_tokens", 0)
             out["overflows"] = getattr(backend, "overflows", 0)

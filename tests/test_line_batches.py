@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dsl import RepairConfig, Task, TaskCheck, Verifier, repair
-from dsl.repair import line_batches
+from dsl.model_asks import line_batches
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl import Command, Episode, Task, new_conversation, parse
+from dsl import Command, Episode, OutOfTime, Task, new_conversation, parse
 from server.defaults import DEFAULT_MODEL
 from server.backends.llama_runtime import compiled_features, missing_cpu_features
 from server.backends import ModelError
@@ -278,5 +278,25 @@ def test_the_shipped_model_tells_how_long_it_would_read_a_prompt_and_a_read_one_
         assert model.read_seconds(msgs) < first / 10  # read already: only the last tokens are left
         # the estimate is of the right size: the reply (reading the rest, then writing) took longer
         assert reply_s > first / 3, (first, reply_s)
+    finally:
+        model.close()
+
+
+@shipped
+def test_a_reply_past_its_deadline_is_out_of_time_through_the_process_which_serves_on():
+    """The engine's deadline goes with each request (one monotonic clock for both processes); a
+    reply not whole by then is dsl.OutOfTime in the caller, not a crash, and the worker answers on."""
+    pytest.importorskip("llama_cpp")
+    model = ModelProcess(str(DEFAULT_MODEL), max_new_tokens=48)
+    msgs = new_conversation(TASK, Episode(TASK).reset())
+    try:
+        with pytest.raises(OutOfTime):
+            model(msgs, deadline=time.monotonic())
+        model.deadline = time.monotonic()  # the object's own, as the engine sets it
+        with pytest.raises(OutOfTime):
+            model.complete_each(msgs, [("REPL", 4)], 1.0)
+        model.deadline = None
+        assert model.alive and isinstance(parse(model(msgs)), Command)
+        assert all(r.startswith("REPL 2 >>>") for r in model.complete(msgs, "REPL 2 >>>", 2))
     finally:
         model.close()

@@ -102,3 +102,29 @@ def test_replies_alike_so_far_take_tokens_no_other_has_taken_while_the_cut_leave
     assert ParallelSampler._pick(sure, [], [0.0, 0.7, 0.7], cutoffs, anything, rng) == [3, 3, 3]
     assert ParallelSampler._pick(scores, [], [0.0, 0.7], cutoffs, lambda out, t: t != 3, rng) == [7, 7]
     assert ParallelSampler._pick(scores, [], [0.7], cutoffs, lambda out, t: False, rng) == [None]
+
+
+def test_a_reply_past_its_deadline_raises_out_of_time_and_leaves_the_backend_as_a_fresh_one():
+    """The repair engine hands the model its fix's end (`deadline`): a reply or a group of line
+    samples not whole by then raises dsl.OutOfTime, and the backend answers the next request as a
+    fresh one would (nothing half-read is taken for a prompt)."""
+    import time
+
+    from dsl import OutOfTime
+    used, msgs = _backend(True), _messages(MAX)
+    used.deadline = time.monotonic()
+    with pytest.raises(OutOfTime):
+        used(msgs)
+    with pytest.raises(OutOfTime):
+        used.complete_each(msgs, [("REPL", 4), ("ADDL", 4)], 1.0)
+    # a long prompt stops between its chunks: about 3,000 tokens, far more than 50 ms of reading
+    long = Task("long", "def f(x):\n" + "".join(f"    x = x + {i} * (x - {i})\n" for i in range(300)) + "    return x",
+                "assert f(1) == 2")
+    used.deadline = time.monotonic() + 0.05
+    with pytest.raises(OutOfTime):
+        used(_messages(long))
+    assert used.llm.n_tokens < len(used.fmt.prompt(_messages(long)))
+    used.deadline = None
+    fresh = _backend(True)
+    assert used(msgs) == fresh(msgs)
+    assert used.complete(msgs, "REPL 4 >>>", 3, 0.0) == fresh.complete(msgs, "REPL 4 >>>", 3, 0.0)

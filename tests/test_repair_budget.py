@@ -113,3 +113,33 @@ def test_a_model_that_could_not_read_the_code_in_time_is_not_asked_slow_scripted
     res = run(hopeless, verifier, RepairConfig(runs=50), model=SlowReader(), on_event=events.append)
     assert res.status == "not_fixed" and SlowReader.asked == 0 and res.episodes == []
     assert any("could not read" in e for e in events)
+
+
+def test_a_reply_that_would_run_past_the_budget_stops_at_the_deadline_the_engine_gives_slow_scripted_policy(verifier):
+    """The guards judge a turn by the turns before it; a reply they misjudge (a runaway sample, a
+    loaded machine) is stopped by the model itself at the deadline the engine hands it: the fix's
+    end. A stand-in whose second reply would take 20 s, which honours a deadline as the llama.cpp
+    backend does (sleeping to it, then OutOfTime)."""
+    import time as clock
+
+    from dsl import OutOfTime
+
+    class LateReply:
+        deadline = None
+        given: list = []
+
+        def __call__(self, messages, temperature=None):
+            self.given.append(self.deadline)
+            if len(messages) > 2:  # the second turn on
+                clock.sleep(20.0 if self.deadline is None else max(0.0, self.deadline - clock.monotonic()))
+                raise OutOfTime("the fix's time ran out")
+            return "REPL 2 >>>    return 2"
+
+    model = LateReply()
+    task = Task("t", "def f(x):\n    return x\n", "assert f(1) == 'one'")
+    t0 = clock.monotonic()
+    res = repair(task, TaskCheck(task, verifier), RepairConfig(proposers=("episodes",), seconds=3.0, episodes=1),
+                 model=model)
+    assert res.status == "not_fixed" and res.seconds < 3.5 and clock.monotonic() - t0 < 4.0
+    assert len(model.given) == 2 and model.given[0] == pytest.approx(t0 + 3.0, abs=0.5)
+    assert model.deadline is None  # the model may serve other work after the fix

@@ -19,14 +19,30 @@ them has taken (`ParallelSampler._pick`), so fewer samples repeat another.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
+
+from dsl import OutOfTime
 
 from .grammar import best_allowed, grammar_allows
 from .sampling import HEAD, kept_by_cutoffs
 
 MAX_SEQUENCES = 16  # replies decoded side by side at most; more are drawn in further rounds
+READ_CHUNK = 128  # prompt tokens read per call, the deadline checked between: as fast as 512 at a time
+
+
+def read_prompt(llm, ids: list[int], deadline: float | None = None) -> None:
+    """`ids` into sequence 0, the way llama-cpp-python's `generate` reads a prompt: what is cached
+    already is kept, and the last token is always read again (its logits are the reply's first
+    draw). In chunks of READ_CHUNK tokens, so that a long prompt stops at `deadline` (a
+    `time.monotonic()` value): OutOfTime where it passes first."""
+    llm.n_tokens = llm.longest_token_prefix(llm._input_ids, ids[:-1])
+    while llm.n_tokens < len(ids):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OutOfTime("the fix's time ran out while the model read its prompt")
+        llm.eval(ids[llm.n_tokens: llm.n_tokens + READ_CHUNK])
 
 
 @contextmanager
@@ -72,21 +88,23 @@ class ParallelSampler:
 
     def sample(self, ids: list[int], starts: list[list[int]], temperatures: list[float], *, limit: int, top_k: int,
                top_p: float, min_p: float, allowed, stops: set[int], rng: np.random.Generator,
-               head: int = HEAD) -> list[list[int]]:
+               head: int = HEAD, deadline: float | None = None) -> list[list[int]]:
         """One reply (a token list, its forced start first, no stop token) per start, drawn at its
         temperature (0: greedy), to the prompt `ids`. `allowed(out, tok)` is the grammar's check of
         token `tok` after the reply so far `out`, asked of the `head` best tokens first (grammar.py's
-        `best_allowed`); `limit` counts the whole reply, start included."""
+        `best_allowed`); `limit` counts the whole reply, start included. OutOfTime where `deadline`
+        (`time.monotonic()`) passes before the replies are whole: between the prompt's chunks and
+        between steps, so no call outlasts it by more than a chunk's read or one step."""
         replies: list[list[int]] = []
         for lo in range(0, len(starts), self.sequences):
             replies += self._round(list(ids), starts[lo: lo + self.sequences], temperatures[lo: lo + self.sequences],
-                                   limit, (top_k, top_p, min_p, head), allowed, stops, rng)
+                                   limit, (top_k, top_p, min_p, head), allowed, stops, rng, deadline)
         return replies
 
     # -- one round: up to `sequences` replies side by side ----------------------------------------
-    def _round(self, prompt, starts, temps, limit, cutoffs, allowed, stops, rng) -> list[list[int]]:
+    def _round(self, prompt, starts, temps, limit, cutoffs, allowed, stops, rng, deadline) -> list[list[int]]:
         k, n = len(starts), len(prompt)
-        last = self._read(prompt)
+        last = self._read(prompt, deadline)
         ctx = self.llm._ctx
         for s in range(1, k):  # the other replies see the same prompt: their cells are sequence 0's
             ctx.kv_cache_seq_cp(0, s, 0, n)
@@ -96,6 +114,8 @@ class ParallelSampler:
             rows.update({s: last for s, start in enumerate(starts) if not start})
             going = list(range(k))
             while going:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise OutOfTime("the fix's time ran out while the model wrote lines")
                 step, groups = [], {}
                 for s in going:  # replies alike so far (the same tokens after one prompt: one logits row)
                     groups.setdefault(tuple(outs[s]), []).append(s)
@@ -143,12 +163,10 @@ class ParallelSampler:
             rows.update((s, row) for s in seqs)  # read only: each reply draws from it on its own
         return rows
 
-    def _read(self, prompt: list[int]) -> np.ndarray:
-        """Sequence 0 holds `prompt`, read the way llama-cpp-python's `generate` reads one (what is
-        cached already is kept); the logits after its last token, which is always read again."""
+    def _read(self, prompt: list[int], deadline: float | None = None) -> np.ndarray:
+        """Sequence 0 holds `prompt` (`read_prompt`); the logits after its last token."""
         llm = self.llm
-        llm.n_tokens = llm.longest_token_prefix(llm._input_ids, prompt[:-1])
-        llm.eval(prompt[llm.n_tokens:])
+        read_prompt(llm, prompt, deadline)
         return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,)).copy()
 
     def _logits(self, i: int) -> np.ndarray:

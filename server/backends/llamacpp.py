@@ -16,7 +16,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from dsl import GRAMMAR_GBNF, can_extend, lines_in_view
+from dsl import GRAMMAR_GBNF, OutOfTime, can_extend, lines_in_view
 
 from .grammar import best_allowed, canonical_gbnf, grammar_allows, grammar_mode
 from .limits import overflows, reply_limit
@@ -89,6 +89,9 @@ class LlamaCppBackend:
         self._parallel = None  # llama_batch.ParallelSampler
         self._scorer = None  # a second instance that keeps every position's logits, made on first use
         self.read_rate = 0.0  # prompt work read per second, measured on a prompt's own tokens (read_seconds)
+        # a `time.monotonic()` value no reply may outlast (the repair engine sets its fix's end): a reply
+        # not whole by then raises dsl.OutOfTime. The model process sets it per request.
+        self.deadline: float | None = None
         self._attention_scale: float | None = None  # attention's work per earlier position (_work)
 
     @staticmethod
@@ -139,7 +142,7 @@ class LlamaCppBackend:
                 replies = self._parallel.sample(
                     ids, flat, temps, limit=reply_limit(self), top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
                     allowed=code_check(self._text, lines, ends), stops=ends, head=self.HEAD,
-                    rng=np.random.default_rng(self.rng.randrange(1, 2**31)))
+                    rng=np.random.default_rng(self.rng.randrange(1, 2**31)), deadline=self.deadline)
                 self.generated_tokens += sum(len(r) - len(start) + 1 for r, start in zip(replies, flat))
                 texts = iter([self._text(r) for r in replies])
                 return [[next(texts) for _ in range(n)] for _, n in asks]
@@ -223,6 +226,11 @@ class LlamaCppBackend:
 
     def _generate(self, ids: list[int], lines: list[str | None] | None = None, start: list[int] = ()) -> str:
         from llama_cpp import LogitsProcessorList
+
+        from .llama_batch import read_prompt
+        deadline = self.deadline
+        # the prompt read here in chunks, the deadline checked between; `generate` finds it cached
+        read_prompt(self.llm, ids + list(start), deadline)
         stop = self.fmt.stop_ids[0]
         out: list[int] = list(start)  # a forced start is part of the reply the grammar checks
         limit = reply_limit(self)
@@ -235,6 +243,8 @@ class LlamaCppBackend:
                                      grammar=None if code else self.grammar, logits_processor=code):
             if tok == stop or tok == self.llm.token_eos() or len(out) >= limit:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OutOfTime("the fix's time ran out while the model wrote its command")
             out.append(tok)
         self.generated_tokens += len(out) + 1
         return self._text(out)

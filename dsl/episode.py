@@ -49,6 +49,7 @@ class OutOfTime(Exception):
     fix's end there) reached it before its reply was whole. The reply is dropped, not cut short:
     half a line would be an edit nobody asked for."""
 
+
 _default_verifier: Verifier | None = None
 
 

@@ -356,6 +356,8 @@ class Repair:
         """The fix with every changed block it does not need undone (up to `polish_runs` runs)."""
         code, proposer, _ = self.fix
         budget = self.runs + self.cfg.polish_runs
+        if hasattr(self._raw_check, "deadline"):  # a fix found near the end still gets its runs, in a tenth more
+            self._raw_check.deadline = time.monotonic() + 0.1 * self.cfg.seconds
 
         def passes(trial: str) -> bool | None:
             if self.runs >= budget or not self.seen.fresh(trial):

@@ -8,6 +8,8 @@ import time
 from .tasks import Task
 from .verifier import VerifyResult
 
+MIN_RUN_S = 0.02  # the least time a run is given, however close the deadline
+
 
 class TaskCheck:
     """The check for a task run by a `dsl.Verifier`: its tests, with the task's timeout for the
@@ -30,7 +32,9 @@ class TaskCheck:
         return self.verifier.verify(code, tests, self._timeout(self.limit or self.hung_s))
 
     def _timeout(self, limit: float) -> float:
-        return max(0.2, min(limit, self.deadline - time.monotonic()))
+        # a run begun just before the deadline gets what is left (a sandbox run takes a few ms to
+        # start); a floor of 0.2 s ran QuixBugs' hanging candidates 0.2 s past a fix's end
+        return max(MIN_RUN_S, min(limit, self.deadline - time.monotonic()))
 
     def learn(self, first: VerifyResult) -> None:
         """Sets the limit for every run after the start's, from how the start's went."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 import ast
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import Job, Limits, TestResult, VerifyResult, is_eq_compare, run_job
+from dsl.task_check import MIN_RUN_S
 
 from .discovery import Tests
 from .target import Target
@@ -43,6 +45,7 @@ class WorkspaceCheck:
     warm_checks: int = 0  # of them, answered by the warm runner
     _warm: WarmRunner | None = None
     _first_s: dict[str, float] = field(default_factory=dict)  # seconds of the first check, warm and fresh
+    deadline: float = float("inf")  # `time.monotonic()` no check may outlast: the repair engine sets its fix's end
 
     def splice(self, function_code: str) -> str:
         """The document with the function (in the engine's view, `Target.view`) put back."""
@@ -83,10 +86,11 @@ class WorkspaceCheck:
     def limit(self, path: str) -> float:
         """Seconds one check may take: `timeout_s`, and once a check went this path (warm or fresh)
         at most SLOWER times what that took (at least MIN_LIMIT_S). A candidate that loops would
-        otherwise spend a whole Fix's clock on one check; one that slow is not the fix."""
-        if path not in self._first_s:
-            return self.timeout_s
-        return min(self.timeout_s, max(MIN_LIMIT_S, SLOWER * self._first_s[path]))
+        otherwise spend a whole Fix's clock on one check; one that slow is not the fix. None outlasts
+        `deadline`, as `dsl.TaskCheck`'s runs do not."""
+        limit = self.timeout_s if path not in self._first_s else \
+            min(self.timeout_s, max(MIN_LIMIT_S, SLOWER * self._first_s[path]))
+        return max(MIN_RUN_S, min(limit, self.deadline - time.monotonic()))
 
     def _pytest_argv(self) -> list[str]:
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "--no-header",

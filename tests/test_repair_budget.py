@@ -143,3 +143,20 @@ def test_a_reply_that_would_run_past_the_budget_stops_at_the_deadline_the_engine
     assert res.status == "not_fixed" and res.seconds < 3.5 and clock.monotonic() - t0 < 4.0
     assert len(model.given) == 2 and model.given[0] == pytest.approx(t0 + 3.0, abs=0.5)
     assert model.deadline is None  # the model may serve other work after the fix
+
+
+def test_no_test_run_outlasts_the_deadline_however_close_it_is(verifier):
+    """A run begun just before a fix's end gets what is left (at least `MIN_RUN_S`, a sandbox run's
+    start), not a fixed 0.2 s: QuixBugs' hanging candidates ran 0.2 s past their fix's end. A fix
+    found near the end still gets its polish runs."""
+    import time as clock
+
+    from dsl.task_check import MIN_RUN_S
+    task = Task("t", "def f(x):\n    while x:\n        pass\n    return x\n", "assert f(0) == 0\nassert f(1) == 1")
+    check = TaskCheck(task, verifier)
+    check.deadline = clock.monotonic() - 1.0
+    looping = check(task.code)
+    assert looping.timed_out and not looping.passed and looping.wall_s < 1.0
+    assert check._timeout(5.0) == MIN_RUN_S
+    check.deadline = clock.monotonic() + 2.0
+    assert 1.5 < check._timeout(5.0) <= 2.0

@@ -273,3 +273,26 @@ def test_sampling_cut_offs_keep_what_llama_cpp_keeps():
     for bad in ((0.0, 0.1), (1.5, 0.1), (0.9, 1.0), (0.9, -0.1)):
         with pytest.raises(ValueError):
             checked_cutoffs(*bad)
+
+
+def test_no_workspace_check_outlasts_the_deadline_the_engine_gives(tmp_path):
+    """A check begun near a fix's end gets only what is left of it (at least `MIN_RUN_S`), as the
+    dsl's task checks do; before, one could run `MIN_LIMIT_S` (3 s) past the fix's budget."""
+    import sys
+    import time
+    from dsl.task_check import MIN_RUN_S
+    from server.workspace_check import MIN_LIMIT_S, WorkspaceCheck
+    src = "def add(a, b):\n    return a - b\n"
+    (tmp_path / "calc.py").write_text(src)
+    (tmp_path / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    target = find_target(src, 1)
+    check = WorkspaceCheck(tmp_path, tmp_path / "calc.py", src, target, discover(tmp_path, tmp_path / "calc.py", target),
+                           sys.executable, warm=False)
+    first = check(target.code)
+    assert not first.passed and check.limit("fresh") >= MIN_LIMIT_S
+    check.deadline = time.monotonic() + 1.0
+    assert 0.5 < check.limit("fresh") <= 1.0
+    check.deadline = time.monotonic() - 1.0
+    assert check.limit("fresh") == MIN_RUN_S
+    late = check(target.code.replace("a - b", "a + b"))  # begun past the end: no time to pass
+    assert late.timed_out and not late.passed

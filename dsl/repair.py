@@ -236,8 +236,9 @@ class Repair:
                  skipped: str = "model · skipped: it could not read this code within the time left") -> bool:
         """The model can read `messages` and reply within the wall budget: QuixBugs' `wrap` takes 24 s
         to read, estimated at 21-24 s (1.2x for that), then 1.5 s for 4 lines (2 s allowed)."""
-        read = getattr(self.model, "read_seconds", None)
-        if read is None or self.elapsed() + 1.2 * read(messages) + 2.0 < self.cfg.seconds:
+        read, left = getattr(self.model, "read_seconds", None), self.cfg.seconds - self.elapsed()
+        # the estimate itself reads a few dozen tokens: not asked for when no reply could fit anyway
+        if read is None or left > 2.0 and 1.2 * read(messages) + 2.0 < left:
             return True
         self.on_event(skipped)
         return False

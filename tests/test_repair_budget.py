@@ -147,8 +147,7 @@ def test_a_reply_that_would_run_past_the_budget_stops_at_the_deadline_the_engine
 
 def test_no_test_run_outlasts_the_deadline_however_close_it_is(verifier):
     """A run begun just before a fix's end gets what is left (at least `MIN_RUN_S`, a sandbox run's
-    start), not a fixed 0.2 s: QuixBugs' hanging candidates ran 0.2 s past their fix's end. A fix
-    found near the end still gets its polish runs."""
+    start), not a fixed 0.2 s, which let a hanging candidate begun at the end run 0.2 s past it."""
     import time as clock
 
     from dsl.task_check import MIN_RUN_S

@@ -11,6 +11,14 @@ from .verifier import VerifyResult
 MIN_RUN_S = 0.02  # the least time a run is given, however close the deadline
 
 
+def run_limit(limit: float, deadline: float) -> float:
+    """Seconds a test run may take: `limit`, or what is left before `deadline` (`time.monotonic()`)
+    where that is less. A run begun just before the deadline gets what is left, at least MIN_RUN_S
+    (a sandbox run takes a few ms to start): a floor of 0.2 s ran QuixBugs' hanging candidates 0.2 s
+    past a fix's end. The engine's checks (this one, the server's WorkspaceCheck) all bound runs so."""
+    return max(MIN_RUN_S, min(limit, deadline - time.monotonic()))
+
+
 class TaskCheck:
     """The check for a task run by a `dsl.Verifier`: its tests, with the task's timeout for the
     first run; after it, `factor` times that run's wall time (at least `floor_s`), or `hung_s`
@@ -32,9 +40,7 @@ class TaskCheck:
         return self.verifier.verify(code, tests, self._timeout(self.limit or self.hung_s))
 
     def _timeout(self, limit: float) -> float:
-        # a run begun just before the deadline gets what is left (a sandbox run takes a few ms to
-        # start); a floor of 0.2 s ran QuixBugs' hanging candidates 0.2 s past a fix's end
-        return max(MIN_RUN_S, min(limit, self.deadline - time.monotonic()))
+        return run_limit(limit, self.deadline)
 
     def learn(self, first: VerifyResult) -> None:
         """Sets the limit for every run after the start's, from how the start's went."""

@@ -14,13 +14,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import Job, Limits, TestResult, VerifyResult, is_eq_compare, run_job
-from dsl.task_check import MIN_RUN_S
+from dsl.task_check import run_limit
 
 from .discovery import Tests
 from .target import Target
@@ -90,7 +89,7 @@ class WorkspaceCheck:
         `deadline`, as `dsl.TaskCheck`'s runs do not."""
         limit = self.timeout_s if path not in self._first_s else \
             min(self.timeout_s, max(MIN_LIMIT_S, SLOWER * self._first_s[path]))
-        return max(MIN_RUN_S, min(limit, self.deadline - time.monotonic()))
+        return run_limit(limit, self.deadline)
 
     def _pytest_argv(self) -> list[str]:
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", "--no-header",
